@@ -1,0 +1,33 @@
+# Two commands do all the set-up: `make demo` and `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: demo test venv eval-live1 clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install when the package description or the pins change.
+$(VENV)/.installed: pyproject.toml requirements-cpu.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-cpu.txt
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(BIN)/revamp demo --input samples -o demo
+	@echo "open demo/index.html"
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# The default model's quality line (needs ../shared).
+eval-live1: venv
+	$(BIN)/revamp eval --model default --data ../shared/data/eval/live1 --degrade jpeg:10,20,30,40 --channel rgb --out results/live1-rgb
+
+clean:
+	rm -rf demo results .pytest_cache

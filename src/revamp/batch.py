@@ -1,0 +1,81 @@
+"""Restoring many image files: input discovery, output naming, per-file errors, a summary."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from revamp.imageio import INPUT_SUFFIXES, ImageReadError, output_suffix, read_image, save_image
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class BatchReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan_jobs(inputs: list[str], outdir: Path, fmt: str) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Files map to OUTDIR/<name>; folders are searched recursively and keep their structure."""
+    suffix = output_suffix(fmt)
+    jobs: list[Job] = []
+    errors: list[tuple[Path, str]] = []
+    seen: dict[Path, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES and not p.name.startswith("."))
+            pairs = [(p, p.relative_to(path)) for p in found]
+            if not found:
+                errors.append((path, "folder contains no image files"))
+        elif path.is_file():
+            pairs = [(path, Path(path.name))]
+        else:
+            errors.append((path, "no such file or folder"))
+            continue
+        for source, rel in pairs:
+            target = (outdir / rel).with_suffix(suffix)
+            if target in seen:
+                errors.append((source, f"output {target} would also be written from {seen[target]}; restore them into different folders"))
+                continue
+            seen[target] = source
+            jobs.append(Job(source, target))
+    return jobs, errors
+
+
+def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool = False) -> BatchReport:
+    report = BatchReport()
+    bar = tqdm(jobs, unit="img", desc="restoring", disable=quiet, dynamic_ncols=True)
+    for job in bar:
+        bar.set_postfix_str(job.source.name[-40:])
+        if job.target.exists() and not overwrite:
+            report.skipped.append(job.source)
+            continue
+        if job.target.resolve() == job.source.resolve():
+            report.failed.append((job.source, "output would replace the input file"))
+            tqdm.write(f"revamp: error: {job.source}: output would replace the input file")
+            continue
+        try:
+            pic = read_image(job.source)
+            for note in pic.warnings:
+                tqdm.write(f"revamp: warning: {job.source}: {note}")
+            out = restorer.restore_picture(pic)
+            save_image(out, job.target, fmt)
+            report.done.append(job.source)
+        except ImageReadError as exc:
+            report.failed.append((job.source, str(exc).removeprefix(f"{job.source}: ")))
+            tqdm.write(f"revamp: error: {exc}")
+        except (OSError, ValueError, RuntimeError) as exc:
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            if isinstance(exc, RuntimeError) and "memory" in msg.lower():
+                msg += " (try a smaller --tile)"
+            report.failed.append((job.source, msg))
+            tqdm.write(f"revamp: error: {job.source}: {msg}")
+    return report

@@ -1,0 +1,214 @@
+"""The `revamp` command line. Each sub-command is a thin layer over a module of the package."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_FAILED_FILES = 2  # a batch finished but some inputs failed
+
+
+class CliError(Exception):
+    """A fatal problem reported as one line (no traceback)."""
+
+
+def _parse_set(items: list[str]) -> dict:
+    """--set a.b=value (value parsed as YAML) -> nested dict."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--set needs KEY=VALUE, got {item!r}")
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def _restorer(args):
+    from revamp.models.files import ModelFileError
+    from revamp.restorer import Restorer
+
+    try:
+        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap)
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_summary(report, outdir: Path) -> int:
+    parts = [f"{len(report.done)} restored"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite replaces it)")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed")
+    print(f"revamp: {', '.join(parts)}; outputs in {outdir}", file=sys.stderr)
+    for path, reason in report.failed:
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return EXIT_FAILED_FILES if report.failed else 0
+
+
+def cmd_image(args) -> int:
+    from revamp.batch import plan_jobs, run_batch
+
+    outdir = Path(args.output)
+    jobs, errors = plan_jobs(args.inputs, outdir, args.format)
+    for path, reason in errors:
+        print(f"revamp: error: {path}: {reason}", file=sys.stderr)
+    restorer = _restorer(args) if jobs else None
+    report = run_batch(restorer, jobs, args.format, args.overwrite, quiet=args.quiet) if jobs else None
+    if report is None:
+        from revamp.batch import BatchReport
+
+        report = BatchReport()
+    report.failed = errors + report.failed
+    return _print_summary(report, outdir)
+
+
+def cmd_models(args) -> int:
+    from safetensors import safe_open
+
+    from revamp.models.files import read_metadata
+    from revamp.registry import SHIPPED, weights_dir
+
+    rows = [("name", "task", "scale", "params", "training data", "quality")]
+    for entry in SHIPPED.values():
+        path = weights_dir() / entry.file
+        meta = read_metadata(path)
+        import json
+
+        config, recipe = json.loads(meta["config"]), json.loads(meta.get("recipe", "{}"))
+        with safe_open(str(path), framework="pt") as f:
+            params = sum(int(__import__("math").prod(f.get_slice(k).get_shape())) for k in f.keys())
+        data = ", ".join(Path(d).name for d in recipe.get("data", [])) or "?"
+        rows.append((entry.name, entry.task, f"x{config['scale']}", f"{params / 1e6:.1f} M",
+                     f"{data} ({recipe.get('train_images', '?')} images, {recipe.get('steps', '?')} steps)", entry.quality))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from revamp.evaluate import evaluate, parse_degradations
+
+    try:
+        degradations = parse_degradations(args.degrade)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    data = Path(args.data)
+    if not data.is_dir():
+        raise CliError(f"{data}: no such folder")
+    models = {}
+    for name in args.model:
+        args.model = name
+        models[name] = _restorer(args)
+    summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet)
+    from revamp.evaluate import summary_markdown
+
+    print(summary_markdown(summary))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from revamp.batch import plan_jobs, run_batch
+    from revamp.demo import write_page
+
+    outdir = Path(args.output)
+    jobs, errors = plan_jobs([args.input], outdir / "after", "png")
+    if errors:
+        raise CliError("; ".join(f"{p}: {r}" for p, r in errors))
+    report = run_batch(_restorer(args), jobs, "png", overwrite=True, quiet=args.quiet)
+    ok = [(j.source, j.target) for j in jobs if j.source in report.done]
+    page = write_page(ok, outdir, args.model)
+    print(f"revamp: before/after page: {page.resolve()}", file=sys.stderr)
+    return _print_summary(report, outdir)
+
+
+def cmd_train_generator(args) -> int:
+    from revamp.train.generator import run_training
+
+    run_training(args.config, args.run, resume=args.resume, overrides=_parse_set(args.set))
+    return 0
+
+
+def _add_inference_options(p: argparse.ArgumentParser, model: bool = True) -> None:
+    if model:
+        p.add_argument("--model", default="default", help="shipped model name (see `revamp models`) or a .safetensors file")
+    p.add_argument("--tile", type=int, default=512, help="tile size in input pixels, a multiple of 32 (default 512)")
+    p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from revamp import __version__
+
+    parser = argparse.ArgumentParser(prog="revamp", description="Restore compressed pictures and archive video.")
+    parser.add_argument("--version", action="version", version=f"revamp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    image = sub.add_parser("image", help="restore image files and folders")
+    image.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    image.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (input folder structure is kept)")
+    image.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tiff"], help="output format (default png)")
+    image.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    _add_inference_options(image)
+    image.set_defaults(func=cmd_image)
+
+    models = sub.add_parser("models", help="list the shipped models")
+    models.set_defaults(func=cmd_models)
+
+    ev = sub.add_parser("eval", help="measure models on a folder of clean images")
+    ev.add_argument("--model", action="append", required=True, help="model name or file (repeat to compare)")
+    ev.add_argument("--data", required=True, help="folder of clean reference images")
+    ev.add_argument("--degrade", action="append", default=[], required=True, help="e.g. jpeg:10,20,30,40")
+    ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b")
+    ev.add_argument("--channel", default="rgb", choices=["rgb", "y"], help="measure on RGB or BT.601 Y (default rgb)")
+    ev.add_argument("--crop", type=int, default=0, help="border pixels excluded from the metrics (default 0)")
+    ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
+    _add_inference_options(ev, model=False)
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="restore the bundled samples and write a before/after page")
+    demo.add_argument("--input", default="samples", help="folder of compressed pictures (default samples/)")
+    demo.add_argument("-o", "--output", default="demo", help="output folder (default demo/)")
+    _add_inference_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="train models (NoGAN stages)")
+    tsub = train.add_subparsers(dest="stage", required=True)
+    gen = tsub.add_parser("generator", help="stage 1: pre-train the generator")
+    gen.add_argument("--config", required=True, help="YAML config (see configs/)")
+    gen.add_argument("--run", required=True, help="run folder for checkpoints, logs and model files")
+    gen.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. data.workers=4")
+    gen.set_defaults(func=cmd_train_generator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads slow everything else down
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"revamp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("revamp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if os.environ.get("REVAMP_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"revamp: error: {msg} (set REVAMP_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

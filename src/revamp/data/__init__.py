@@ -1,0 +1,1 @@
+"""Degradations and training data."""

@@ -1,0 +1,4 @@
+"""Generator architectures and model files."""
+from revamp.models.unet import ENCODERS, UNetConfig, UNetGenerator
+
+__all__ = ["ENCODERS", "UNetConfig", "UNetGenerator"]

@@ -1,0 +1,90 @@
+"""Model files: safetensors weights plus JSON metadata that describes how to rebuild the network.
+
+Nothing here unpickles: weights are plain tensors, everything else is JSON text.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from revamp import __version__
+from revamp.models.unet import UNetConfig, UNetGenerator, fold_spectral_norm
+
+FORMAT = "revamp-model/1"
+ARCHITECTURE = "unet-dynamic"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, unreadable or does not describe a revamp generator."""
+
+
+def save_model(model: UNetGenerator, path: str | Path, *, name: str, task: str, recipe: dict, half: bool = True) -> None:
+    """Write an inference model file (spectral norm folded, fp16 by default), atomically."""
+    import copy
+
+    model = copy.deepcopy(model).cpu().float()
+    fold_spectral_norm(model)
+    config = dict(model.config.to_dict(), spectral_norm=False)
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "architecture": ARCHITECTURE,
+        "config": json.dumps(config),
+        "name": name,
+        "task": task,
+        "recipe": json.dumps(recipe),
+        "revamp_version": __version__,
+        "dtype": "float16" if half else "float32",
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def read_metadata(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    if path.suffix != ".safetensors":
+        raise ModelFileError(f"{path}: only .safetensors model files are loaded (pickled .pth/.pt files are refused)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for a damaged header
+        raise ModelFileError(f"{path}: not a readable safetensors file ({exc})") from None
+    if meta.get("format") != FORMAT or meta.get("architecture") != ARCHITECTURE:
+        raise ModelFileError(f"{path}: not a revamp model file (metadata format={meta.get('format')!r}, architecture={meta.get('architecture')!r})")
+    return meta
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNetGenerator, dict]:
+    """Rebuild the generator from the file's metadata and load its weights (strictly)."""
+    meta = read_metadata(path)
+    try:
+        config = UNetConfig(**json.loads(meta["config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: bad architecture config in metadata ({exc})") from None
+    model = UNetGenerator(config)
+    state = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            state[key] = f.get_tensor(key)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
+        raise ModelFileError(f"{path}: weights do not match the architecture in its metadata ({config.encoder}, width {config.width}, x{config.scale}): {detail}")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    meta = dict(meta, config=json.loads(meta["config"]), recipe=json.loads(meta.get("recipe", "{}")))
+    return model.to(device).eval(), meta

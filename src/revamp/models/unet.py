@@ -1,0 +1,231 @@
+"""DeOldify-style dynamic U-Net generator with a timm encoder.
+
+The encoder is any timm backbone built with ``features_only=True``; the decoder
+has one PixelShuffle up-block per encoder stage (each with a skip connection),
+SAGAN self-attention in a low-resolution block, a light full-resolution stage
+that sees the input pixels, optional super-resolution heads, and a global
+residual so an untrained network is the identity (bicubic for SR).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrizations
+
+ENCODERS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "resnet34")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Everything needed to rebuild the generator; stored in model files."""
+
+    encoder: str = "mobilenetv3_large_100"
+    width: int = 32  # channels of the full-resolution stage; deeper blocks use multiples
+    scale: int = 1  # 1: artifact removal, 2 or 4: super-resolution
+    self_attention: bool = True
+    spectral_norm: bool = False
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
+        if self.scale not in (1, 2, 4):
+            raise ValueError(f"scale must be 1, 2 or 4, not {self.scale}")
+        if self.width < 8:
+            raise ValueError(f"width must be at least 8, not {self.width}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def icnr_(weight: torch.Tensor, upscale: int) -> None:
+    """ICNR init (Aitken et al. 2017): a sub-pixel conv that starts as nearest upsampling."""
+    out_ch, in_ch, kh, kw = weight.shape
+    sub = torch.empty(out_ch // upscale**2, in_ch, kh, kw)
+    nn.init.kaiming_normal_(sub)
+    weight.data.copy_(sub.repeat_interleave(upscale**2, dim=0))
+
+
+class PixelShuffleICNR(nn.Module):
+    """x2 upsampling: 1x1 conv to 4x channels, PixelShuffle, then a 2x2 blur against checkerboards."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch * 4, 1)
+        icnr_(self.conv.weight, 2)
+        nn.init.zeros_(self.conv.bias)
+        self.shuffle = nn.PixelShuffle(2)
+        self.pad = nn.ReplicationPad2d((1, 0, 1, 0))
+        self.blur = nn.AvgPool2d(2, stride=1)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blur(self.pad(self.shuffle(self.act(self.conv(x)))))
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention as in DeOldify; gamma starts at 0 so it is off at init."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.query = nn.Conv1d(ch, max(ch // 8, 1), 1, bias=False)
+        self.key = nn.Conv1d(ch, max(ch // 8, 1), 1, bias=False)
+        self.value = nn.Conv1d(ch, ch, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w)
+        q, k, v = self.query(flat), self.key(flat), self.value(flat)
+        attn = F.scaled_dot_product_attention(
+            q.transpose(1, 2).unsqueeze(1), k.transpose(1, 2).unsqueeze(1), v.transpose(1, 2).unsqueeze(1)
+        )  # (b, 1, hw, c)
+        out = attn.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        return x + self.gamma * out
+
+
+def conv_relu(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class UpBlock(nn.Module):
+    """Upsample the deeper features x2, concatenate the skip, two 3x3 convs."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, attention: bool):
+        super().__init__()
+        self.up = PixelShuffleICNR(in_ch, in_ch // 2)
+        self.skip_norm = nn.BatchNorm2d(skip_ch)
+        self.conv = nn.Sequential(conv_relu(in_ch // 2 + skip_ch, out_ch), conv_relu(out_ch, out_ch))
+        self.attention = SelfAttention(out_ch) if attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        if x.shape[-2:] != skip.shape[-2:]:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+        return self.attention(self.conv(torch.cat([x, self.skip_norm(skip)], dim=1)))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_relu(ch, ch), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UNetGenerator(nn.Module):
+    """Restores (and optionally upscales) an RGB image in [0, 1].
+
+    Input height and width must be multiples of ``size_multiple`` (32); the
+    inference code pads. Output = base(input) + correction, where base is the
+    input itself (scale 1) or its bicubic upscale.
+    """
+
+    size_multiple = 32
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.encoder = timm.create_model(
+            config.encoder, pretrained=False, features_only=True, in_chans=config.in_channels
+        )
+        enc_ch = self.encoder.feature_info.channels()
+        enc_strides = self.encoder.feature_info.reduction()
+        if enc_strides[-1] != 32:
+            raise ValueError(f"encoder {config.encoder} must reach stride 32, got {enc_strides}")
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+        # Bottleneck on the deepest features (1x1 squeeze keeps it light), then one
+        # up-block per shallower stage.
+        in_ch = 8 * w
+        self.middle = nn.Sequential(
+            nn.Conv2d(enc_ch[-1], in_ch, 1), nn.ReLU(inplace=True), conv_relu(in_ch, in_ch)
+        )
+        self.up_blocks = nn.ModuleList()
+        skips = list(zip(enc_ch[:-1], enc_strides[:-1]))[::-1]  # deep to shallow
+        for skip_ch, stride in skips:
+            out_ch = w * min(stride // 2, 8) if stride > 2 else w * 2
+            attention = config.self_attention and stride == 16
+            self.up_blocks.append(UpBlock(in_ch, skip_ch, out_ch, attention))
+            in_ch = out_ch
+        # Light full-resolution stage (DeOldify's "last cross"): sees the raw input pixels.
+        self.up_full = PixelShuffleICNR(in_ch, w)
+        self.full_res = nn.Sequential(conv_relu(w + config.in_channels, w), ResBlock(w))
+        sr_layers: list[nn.Module] = []
+        for _ in range({1: 0, 2: 1, 4: 2}[config.scale]):
+            sr_layers += [PixelShuffleICNR(w, w), conv_relu(w, w)]
+        self.sr_head = nn.Sequential(*sr_layers)
+        self.to_rgb = nn.Conv2d(w, config.in_channels, 3, padding=1)
+        # Zero init of the last layer: the untrained network returns its base exactly.
+        nn.init.zeros_(self.to_rgb.weight)
+        nn.init.zeros_(self.to_rgb.bias)
+        if config.spectral_norm:
+            apply_spectral_norm(self)
+
+    def decoder_modules(self) -> list[nn.Module]:
+        return [self.middle, self.up_blocks, self.up_full, self.full_res, self.sr_head, self.to_rgb]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"input size {h}x{w} must be a multiple of {m}; pad it first")
+        feats = self.encoder((x - self.mean) / self.std)
+        y = self.middle(feats[-1])
+        for block, skip in zip(self.up_blocks, feats[-2::-1]):
+            y = block(y, skip)
+        y = self.up_full(y)
+        if y.shape[-2:] != x.shape[-2:]:
+            y = F.interpolate(y, size=x.shape[-2:], mode="nearest")
+        y = self.full_res(torch.cat([y, x], dim=1))
+        correction = self.to_rgb(self.sr_head(y))
+        if self.config.scale == 1:
+            base = x
+        else:
+            base = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        return base + correction
+
+
+def apply_spectral_norm(model: UNetGenerator) -> None:
+    """Spectral norm on every decoder conv (DeOldify's NormType.Spectral), except the
+    zero-initialised output layer, whose spectral norm would start at 0."""
+    for part in model.decoder_modules()[:-1]:
+        for module in part.modules():
+            if isinstance(module, (nn.Conv2d, nn.Conv1d)):
+                parametrizations.spectral_norm(module)
+
+
+def fold_spectral_norm(model: nn.Module) -> None:
+    """Replace spectral-norm parametrizations with plain weights (for export/shipping)."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+
+def load_encoder_weights(model: UNetGenerator, path: str) -> list[str]:
+    """Load encoder weights from a safetensors file (e.g. converted ImageNet weights).
+
+    Keys may be those of the full timm classifier; head keys are ignored. Returns
+    the encoder keys the file did not provide.
+    """
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    state = {k.removeprefix("encoder."): v for k, v in state.items()}
+    own = model.encoder.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{path}: no tensor matches the {model.config.encoder} encoder")
+    model.encoder.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))

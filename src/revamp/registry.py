@@ -1,0 +1,45 @@
+"""Models shipped inside the package. One entry per model; files live in revamp/weights/.
+
+The quality line of each entry is measured by the command given in README.md
+(`revamp eval`), not estimated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    file: str
+    task: str
+    quality: str
+
+
+SHIPPED = {
+    m.name: m
+    for m in [
+        ShippedModel(
+            name="default",
+            file="default.safetensors",
+            task="JPEG artifact removal (colour, any quality)",
+            quality="LIVE1 colour q20, RGB PSNR: 28.06 dB JPEG -> 29.29 dB (+1.23 dB)",
+        ),
+    ]
+}
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("revamp") / "weights"))
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A shipped model's name or a path to a .safetensors file -> the file's path."""
+    if name_or_path in SHIPPED:
+        return weights_dir() / SHIPPED[name_or_path].file
+    path = Path(name_or_path)
+    if path.suffix == ".safetensors" or path.exists():
+        return path
+    raise ValueError(f"unknown model {name_or_path!r}: use one of {', '.join(SHIPPED)} or a path to a .safetensors file")

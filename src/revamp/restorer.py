@@ -1,0 +1,115 @@
+"""The Python API: ``Restorer("default").restore(image)``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from revamp.imageio import Picture, picture_from_pil
+from revamp.models.files import load_model
+from revamp.registry import resolve_model
+from revamp.tiling import restore_tiled
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Restorer:
+    """Restores images with a generator model.
+
+    ``model`` is a shipped model name (see ``revamp models``) or a path to a
+    revamp .safetensors file. Images larger than ``tile`` pixels on a side are
+    processed in overlapping tiles, so memory stays bounded for any size.
+    """
+
+    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64):
+        self.device = pick_device(device)
+        self.model_path: Path = resolve_model(model)
+        self.model, self.metadata = load_model(self.model_path, self.device)
+        self.scale: int = self.model.config.scale
+        self.tile, self.tile_overlap = tile, tile_overlap
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x).clamp_(0, 1)
+
+    def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
+        """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32."""
+        image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time
+        out = restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile)
+        return out.transpose(1, 2, 0)
+
+    def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None) -> Picture:
+        rgb = self.restore_rgb(pic.rgb, on_tile)
+        alpha = pic.alpha
+        if alpha is not None and self.scale > 1:
+            h, w = alpha.shape
+            alpha = np.asarray(Image.fromarray(alpha, "F").resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC)).clip(0, 1)
+        return Picture(rgb, alpha, pic.gray, pic.bits, pic.icc_profile, pic.exif)
+
+    def restore(self, image: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+        """Restore a PIL image or a numpy array; the result has the input's type, mode and dtype.
+
+        Arrays: H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA); uint8, uint16,
+        or float in [0, 1].
+        """
+        if isinstance(image, Image.Image):
+            pic = picture_from_pil(image, image.info.get("icc_profile"), None)
+            out = self.restore_picture(pic)
+            return _to_pil(out, image.mode)
+        if isinstance(image, np.ndarray):
+            return self._restore_array(image)
+        raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+
+    def _restore_array(self, arr: np.ndarray) -> np.ndarray:
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"expected an H x W, H x W x 3 or H x W x 4 array, got shape {arr.shape}")
+        if arr.dtype == np.uint8:
+            top = 255.0
+        elif arr.dtype == np.uint16:
+            top = 65535.0
+        elif np.issubdtype(arr.dtype, np.floating):
+            top = 1.0
+        else:
+            raise ValueError(f"unsupported array dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        x = arr.astype(np.float32) / top
+        gray = x.ndim == 2 or x.shape[2] == 1
+        if gray:
+            x = x.reshape(x.shape[0], x.shape[1])
+            pic = Picture(np.repeat(x[..., None], 3, axis=2), gray=True)
+        else:
+            pic = Picture(np.ascontiguousarray(x[..., :3]), x[..., 3] if x.shape[2] == 4 else None)
+        out = self.restore_picture(pic)
+        y = out.rgb.mean(axis=2) if gray else out.rgb
+        if out.alpha is not None:
+            y = np.dstack([y, out.alpha])
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            y = y[..., None]
+        if top == 1.0:
+            return y.astype(arr.dtype)
+        return (np.clip(y, 0, 1) * top + 0.5).astype(arr.dtype)
+
+
+def _to_pil(pic: Picture, mode: str) -> Image.Image:
+    if pic.gray:
+        if pic.bits == 16:
+            return Image.fromarray((pic.rgb.mean(axis=2) * 65535 + 0.5).astype(np.uint16))
+        arr = (np.clip(pic.rgb.mean(axis=2), 0, 1) * 255 + 0.5).astype(np.uint8)
+        if pic.alpha is not None:
+            return Image.fromarray(np.dstack([arr, (pic.alpha * 255 + 0.5).astype(np.uint8)]), "LA")
+        return Image.fromarray(arr, "L")
+    arr = (np.clip(pic.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if pic.alpha is not None:
+        return Image.fromarray(np.dstack([arr, (pic.alpha * 255 + 0.5).astype(np.uint8)]), "RGBA")
+    return Image.fromarray(arr, "RGB")

@@ -1,0 +1,1 @@
+"""Training: configs, checkpoints and the NoGAN stages."""

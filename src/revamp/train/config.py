@@ -1,0 +1,55 @@
+"""Training configs: YAML files in configs/, merged over these defaults."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+DEFAULTS: dict = {
+    "name": "run",
+    "task": "jpeg-artifact-removal",
+    "seed": 0,
+    "model": {"encoder": "mobilenetv3_large_100", "width": 32, "scale": 1, "self_attention": True, "spectral_norm": False},
+    "encoder_weights": None,
+    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2},
+    "degradation": {"jpeg": {"quality": [5, 95], "quality_power": 1.0, "subsampling": {"4:2:0": 0.8, "4:4:4": 0.2}, "double_prob": 0.1}},
+    "loss": {"charbonnier": 1.0},
+    "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0},
+    # Phase 1: 64x64 patches (codec blocks, mosquito noise); phase 2: larger crops of whole images.
+    "phases": [
+        {"name": "patches", "patch": 64, "batch": 32, "steps": 1000},
+        {"name": "full", "patch": 256, "batch": 4, "steps": 250},
+    ],
+    "bf16": "auto",
+    "channels_last": True,
+    "checkpoint_every": 200,
+    "val_every": 500,
+    "val_qualities": [10, 20, 30, 40],
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("loss", "degradation"):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
+    cfg = DEFAULTS
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a config must be a YAML mapping")
+        unknown = set(loaded) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"{path}: unknown config key(s): {', '.join(sorted(unknown))}")
+        cfg = merge(cfg, loaded)
+    return merge(cfg, overrides or {})

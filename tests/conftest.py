@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available (../shared is beside the repo only on project machines)")
+    return path
+
+
+def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth-plus-edges uint8 RGB test picture (compresses like a photo, unlike noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fy, fx, ph = rng.uniform(0.01, 0.08, 2).tolist() + [rng.uniform(0, 6.28)]
+        img[..., c] = 128 + 70 * np.sin(yy * fy + ph) * np.cos(xx * fx)
+    for _ in range(6):  # a few hard-edged rectangles
+        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        img[y0 : y0 + rng.integers(8, h // 2), x0 : x0 + rng.integers(8, w // 2)] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def restorer():
+    from revamp import Restorer
+
+    return Restorer("default", device="cpu")

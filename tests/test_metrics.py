@@ -1,0 +1,79 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from revamp.metrics import psnr, psnr_b, rgb_to_y, ssim
+
+from conftest import natural_image, shared_path
+
+
+def jpeg_gray(img, q):
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, "JPEG", quality=q)
+    return np.asarray(Image.open(buf))
+
+
+def test_psnr_known_value():
+    a = np.zeros((8, 8), np.uint8)
+    b = np.full((8, 8), 5, np.uint8)
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 25))
+    assert psnr(a, a) == float("inf")
+
+
+def test_y_channel_is_matlab_bt601():
+    rgb = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0]]], np.uint8)
+    assert rgb_to_y(rgb) == pytest.approx(np.array([[235.0, 16.0, 16 + 65.481]]))
+
+
+@pytest.mark.parametrize("channel", ["rgb", "y"])
+def test_ssim_matches_scikit_image(channel):
+    clean = natural_image(96, 128, seed=2)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+    ours = ssim(noisy, clean, channel=channel)
+    if channel == "y":
+        ref = structural_similarity(rgb_to_y(noisy), rgb_to_y(clean), data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    else:
+        ref = structural_similarity(noisy.astype(float), clean.astype(float), data_range=255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, channel_axis=2)
+    assert abs(ours - ref) < 1e-4
+
+
+def test_psnr_b_penalises_blocking():
+    yy, xx = np.mgrid[0:64, 0:64]
+    clean = 128 + 60 * np.sin(yy / 9.0) * np.cos(xx / 7.0)  # smooth: no blocking of its own
+    offsets = np.random.default_rng(1).normal(0, 4, (8, 8))
+    blocky = clean + np.kron(offsets, np.ones((8, 8)))  # a DC shift per 8x8 block: steps only at boundaries
+    smooth = clean.astype(float) + np.random.default_rng(0).normal(0, np.sqrt(((blocky - clean) ** 2).mean()), clean.shape)
+    assert psnr(blocky, clean) == pytest.approx(psnr(smooth, clean), abs=0.3)
+    assert psnr_b(blocky, clean) < psnr_b(smooth, clean) - 1
+
+
+def test_jpeg_rows_reproduce_published_live1_gray_numbers():
+    """FBCNN's table (ANCHORS.md): LIVE1 gray JPEG q20 PSNR 30.07, SSIM 0.851, PSNR-B 27.57."""
+    files = sorted(shared_path("data", "eval", "live1_gray").glob("*.png"))
+    p, s, b = [], [], []
+    for f in files:
+        clean = np.asarray(Image.open(f))
+        d = jpeg_gray(clean, 20)
+        p.append(psnr(d, clean))
+        s.append(ssim(d, clean))
+        b.append(psnr_b(d, clean))
+    assert np.mean(p) == pytest.approx(30.07, abs=0.02)
+    assert np.mean(s) == pytest.approx(0.851, abs=0.002)
+    assert np.mean(b) == pytest.approx(27.57, abs=0.02)
+
+
+def test_default_model_beats_jpeg_on_live1_q20(restorer):
+    """Three LIVE1 images (the full set is measured by `make eval-live1`)."""
+    from revamp.data.degrade import jpeg
+
+    files = sorted(shared_path("data", "eval", "live1").glob("*.png"))[:3]
+    gains = []
+    for f in files:
+        clean = np.asarray(Image.open(f).convert("RGB"))
+        degraded = jpeg(clean, 20)
+        gains.append(psnr(restorer.restore(degraded), clean) - psnr(degraded, clean))
+    assert np.mean(gains) > 0.8

@@ -1,0 +1,133 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from revamp.models import ENCODERS, UNetConfig, UNetGenerator
+from revamp.models.files import ModelFileError, load_model, read_metadata, save_model
+from revamp.models.unet import fold_spectral_norm, load_encoder_weights
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_shapes_and_identity_at_init(encoder, scale):
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder=encoder, width=16, scale=scale)).eval()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, 64 * scale, 96 * scale)
+    base = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    # Global residual with a zero-initialised last layer: an untrained net returns its base.
+    assert torch.allclose(y, base, atol=1e-6)
+
+
+def test_every_encoder_stage_feeds_the_decoder():
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16))
+    assert len(model.up_blocks) == len(model.encoder.feature_info.channels()) - 1
+    assert any(isinstance(m, type(model.up_blocks[0].attention)) and hasattr(m, "gamma") for m in model.modules())
+
+
+def test_trained_corrections_flow_through_all_parts():
+    """After a step of training, the output depends on the input through the decoder (not only the residual)."""
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    for _ in range(3):
+        loss = F.mse_loss(model(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.to_rgb.weight.abs().sum() > 0
+    assert model.encoder.conv_stem.weight.grad is not None and model.encoder.conv_stem.weight.grad.abs().sum() > 0
+
+
+def test_rejects_sizes_that_are_not_multiples_of_32():
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model(torch.rand(1, 3, 50, 64))
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        UNetConfig(encoder="vgg19")
+    with pytest.raises(ValueError, match="scale"):
+        UNetConfig(scale=3)
+
+
+def test_spectral_norm_folds_to_the_same_function(tmp_path):
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, spectral_norm=True))
+    torch.nn.init.normal_(model.to_rgb.weight, std=0.1)
+    assert hasattr(model.up_full.conv, "parametrizations")
+    model(torch.rand(1, 3, 64, 64))  # a training-mode pass updates the power-iteration vectors
+    model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        fold_spectral_norm(model)
+        after = model(x)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_model_file_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, scale=2))
+    torch.nn.init.normal_(model.to_rgb.weight, std=0.05)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path, name="t", task="test", recipe={"steps": 3}, half=False)
+    loaded, meta = load_model(path)
+    assert meta["config"]["scale"] == 2 and meta["recipe"]["steps"] == 3
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), loaded(x), atol=1e-6)
+
+
+def test_load_rejects_mismatching_weights(tmp_path):
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8))
+    path = tmp_path / "m.safetensors"
+    save_model(model, path, name="t", task="test", recipe={})
+    # Same tensors, metadata claiming another width: must be refused with a clear message.
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    cfg = json.loads(meta["config"])
+    cfg["width"] = 16
+    meta["config"] = json.dumps(cfg)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    with pytest.raises(ModelFileError, match="do not match the architecture"):
+        load_model(bad)
+
+
+def test_load_refuses_pickles_and_foreign_files(tmp_path):
+    pth = tmp_path / "model.pth"
+    pth.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(ModelFileError, match="only .safetensors"):
+        read_metadata(pth)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ModelFileError, match="not a revamp model"):
+        read_metadata(foreign)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="not a readable safetensors"):
+        read_metadata(garbage)
+
+
+def test_encoder_weights_file(tmp_path):
+    import timm
+
+    source = timm.create_model("mobilenetv3_small_100", pretrained=False)  # the full classifier's keys
+    torch.nn.init.constant_(source.conv_stem.weight, 0.5)
+    path = tmp_path / "enc.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8))
+    missing = load_encoder_weights(model, str(path))
+    assert missing == []
+    assert torch.all(model.encoder.conv_stem.weight == 0.5)
