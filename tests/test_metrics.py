@@ -77,3 +77,30 @@ def test_default_model_beats_jpeg_on_live1_q20(restorer):
         degraded = jpeg(clean, 20)
         gains.append(psnr(restorer.restore(degraded), clean) - psnr(degraded, clean))
     assert np.mean(gains) > 0.8
+
+
+@pytest.mark.parametrize("net,expected,tol", [
+    ("alex", [0.7237, 0.2572, 0.05079, 0.05205, 0.4253], 1e-4),  # official LPIPS v0.1 (pyiqa calibration)
+    ("vgg", [0.761406, 0.209047, 0.054361, 0.047481, 0.597137], 1e-3),  # ../shared/weights/verify.py
+])
+def test_lpips_matches_reference_values(net, expected, tol, monkeypatch):
+    from revamp.metrics.lpips import get_lpips, lpips
+
+    ref = shared_path("weights", "ref")
+    monkeypatch.setenv("REVAMP_LPIPS_VGG", str(shared_path("weights", "lpips_vgg.safetensors")))
+    get_lpips.cache_clear()
+    got = [lpips(np.asarray(Image.open(ref / f"{n}_dist.png").convert("RGB")), np.asarray(Image.open(ref / f"{n}_ref.png").convert("RGB")), net)
+           for n in ["I03", "I04", "I06", "I08", "I19"]]
+    assert max(abs(a - b) for a, b in zip(got, expected)) <= tol
+
+
+def test_lpips_loss_has_gradients():
+    import torch
+
+    from revamp.losses import WeightedLoss
+
+    loss = WeightedLoss({"lpips": 1.0, "ssim": 0.5, "mse": 1.0})
+    pred = torch.rand(2, 3, 64, 64, requires_grad=True)
+    total, parts = loss(pred, torch.rand(2, 3, 64, 64))
+    total.backward()
+    assert pred.grad.abs().sum() > 0 and set(parts) == {"lpips", "ssim", "mse"}

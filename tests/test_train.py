@@ -101,3 +101,35 @@ def test_config_rejects_unknown_keys(tmp_path):
     bad.write_text("modle: {}\n")
     with pytest.raises(ValueError, match="unknown config key"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("codec,q", [("h264", 37), ("h265", 37), ("mpeg2", 12), ("mpeg4", 12)])
+def test_video_codec_round_trip(codec, q):
+    from revamp.data.degrade import VideoDegradation, video_roundtrip
+    from revamp.metrics import psnr
+
+    frames = [natural_image(64, 96, seed=1)[i : i + 48, i : i + 80] for i in range(5)]
+    out = video_roundtrip(frames, codec, q)
+    assert len(out) == 5 and all(o.shape == f.shape for o, f in zip(out, frames))
+    assert 20 < psnr(out[2], frames[2]) < 45  # damaged, but still the same picture
+    deg = VideoDegradation(codecs={codec: (q, q)})
+    img = natural_image(64, 64, seed=2)
+    a, b = deg(img, np.random.default_rng(1)), deg(img, np.random.default_rng(1))
+    assert np.array_equal(a, b) and a.shape == img.shape
+
+
+def test_stronger_quantiser_loses_more():
+    from revamp.data.degrade import video_roundtrip
+    from revamp.metrics import psnr
+
+    frames = [natural_image(64, 64, seed=3)] * 3
+    assert psnr(video_roundtrip(frames, "h264", 45)[1], frames[1]) < psnr(video_roundtrip(frames, "h264", 25)[1], frames[1])
+
+
+def test_unknown_degradation_names():
+    from revamp.data.degrade import build_degradation
+
+    with pytest.raises(ValueError, match="unknown video codec"):
+        build_degradation({"video": {"codecs": {"vp9": [30, 40]}}})
+    with pytest.raises(ValueError, match="unknown degradation"):
+        build_degradation({"noise": {}})

@@ -129,10 +129,23 @@ def cmd_demo(args) -> int:
     return _print_summary(report, outdir)
 
 
-def cmd_train_generator(args) -> int:
-    from revamp.train.generator import run_training
+def cmd_train(args) -> int:
+    from revamp.train.pipeline import run_training
 
-    run_training(args.config, args.run, resume=args.resume, overrides=_parse_set(args.set))
+    try:
+        return run_training(args.stage, args.config, args.run, resume=args.resume, overrides=_parse_set(args.set))
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_train_plot(args) -> int:
+    from revamp.train.plot import plot_run
+
+    try:
+        out = plot_run(Path(args.run), Path(args.out) if args.out else None)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    print(f"revamp: wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -167,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", action="append", required=True, help="model name or file (repeat to compare)")
     ev.add_argument("--data", required=True, help="folder of clean reference images")
     ev.add_argument("--degrade", action="append", default=[], required=True, help="e.g. jpeg:10,20,30,40")
-    ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b")
+    ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b, lpips")
     ev.add_argument("--channel", default="rgb", choices=["rgb", "y"], help="measure on RGB or BT.601 Y (default rgb)")
     ev.add_argument("--crop", type=int, default=0, help="border pixels excluded from the metrics (default 0)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
@@ -182,12 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train models (NoGAN stages)")
     tsub = train.add_subparsers(dest="stage", required=True)
-    gen = tsub.add_parser("generator", help="stage 1: pre-train the generator")
-    gen.add_argument("--config", required=True, help="YAML config (see configs/)")
-    gen.add_argument("--run", required=True, help="run folder for checkpoints, logs and model files")
-    gen.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. data.workers=4")
-    gen.set_defaults(func=cmd_train_generator)
+    for stage, text in [("generator", "stage 1: pre-train the generator"), ("critic", "stage 2: pre-train the critic on the generator's outputs"),
+                        ("gan", "stage 3: short GAN phase"), ("all", "the three stages in order")]:
+        st = tsub.add_parser(stage, help=text)
+        st.add_argument("--config", required=True, help="YAML config (see configs/)")
+        st.add_argument("-o", "--run-dir", dest="run", required=True, metavar="RUN", help="run folder; each stage writes to RUN/<stage>/")
+        st.add_argument("--resume", action="store_true", help="continue from the checkpoints in the run folder")
+        st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. data.workers=4")
+        st.set_defaults(func=cmd_train)
+    plot = tsub.add_parser("plot", help="loss and validation curves of a run as a PNG")
+    plot.add_argument("run", help="run folder (or one stage's folder)")
+    plot.add_argument("-o", "--out", help="PNG file (default RUN/curves.png)")
+    plot.set_defaults(func=cmd_train_plot)
     return parser
 
 

@@ -18,7 +18,16 @@ from tqdm import tqdm
 from revamp.data.degrade import jpeg
 from revamp.metrics import psnr, psnr_b, ssim
 
-METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b}
+def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
+    """LPIPS-alex v0.1 on the RGB images (the channel setting does not apply to it)."""
+    from revamp.metrics.lpips import lpips
+
+    if crop:
+        restored, reference = restored[crop:-crop, crop:-crop], reference[crop:-crop, crop:-crop]
+    return lpips(restored, reference, "alex")
+
+
+METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips}
 
 
 def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
@@ -99,5 +108,5 @@ def summary_markdown(summary: dict) -> str:
         "|---|---|" + "---|" * len(metrics),
     ]
     for r in summary["results"]:
-        lines.append(f"| {r['degradation']} | {r['method']} | " + " | ".join(f"{r[m]:.4f}" if m == "ssim" else f"{r[m]:.2f}" for m in metrics) + " |")
+        lines.append(f"| {r['degradation']} | {r['method']} | " + " | ".join(f"{r[m]:.4f}" if m in ("ssim", "lpips") else f"{r[m]:.2f}" for m in metrics) + " |")
     return "\n".join(lines) + "\n"

@@ -39,17 +39,30 @@ class WeightedLoss(nn.Module):
         "ssim": lambda p, t: 1 - ssim_map(p, t).mean(),
     }
 
+    PERCEPTUAL = ("lpips", "lpips_vgg")  # LPIPS v0.1 with AlexNet (default) or VGG16 (the paper's)
+
     def __init__(self, weights: dict[str, float]):
         super().__init__()
-        unknown = set(weights) - set(self.TERMS)
+        unknown = set(weights) - set(self.TERMS) - set(self.PERCEPTUAL)
         if unknown:
-            raise ValueError(f"unknown loss term(s) {', '.join(sorted(unknown))}; known: {', '.join(self.TERMS)}")
+            raise ValueError(f"unknown loss term(s) {', '.join(sorted(unknown))}; known: {', '.join([*self.TERMS, *self.PERCEPTUAL])}")
         if not weights:
             raise ValueError("the loss needs at least one term")
         self.weights = {k: float(v) for k, v in weights.items()}
+        self.perceptual = nn.ModuleDict()
+        for name in self.PERCEPTUAL:
+            if name in self.weights:
+                from revamp.metrics.lpips import LPIPS
+
+                self.perceptual[name] = LPIPS("vgg" if name == "lpips_vgg" else "alex")
+
+    def _term(self, name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if name in self.perceptual:
+            return self.perceptual[name](pred, target).mean()
+        return self.TERMS[name](pred, target)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         pred, target = pred.float(), target.float()
-        parts = {name: self.TERMS[name](pred, target) for name in self.weights}
+        parts = {name: self._term(name, pred, target) for name in self.weights}
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, {name: float(value.detach()) for name, value in parts.items()}

@@ -71,12 +71,97 @@ class JpegDegradation:
         return jpeg(img, q, mode)
 
 
+# Video codecs: (encoder, decoder, quantiser kind). Quantisers are H.264/H.265 QP (0..51) or the
+# MPEG-2/MPEG-4 Part 2 qscale (1..31), both constant over the clip.
+VIDEO_CODECS = {
+    "h264": ("libx264", "h264", "qp"),
+    "h265": ("libx265", "hevc", "qp"),
+    "mpeg2": ("mpeg2video", "mpeg2video", "qscale"),
+    "mpeg4": ("mpeg4", "mpeg4", "qscale"),
+}
+
+
+def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2) -> list[np.ndarray]:
+    """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
+    them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order."""
+    from fractions import Fraction
+
+    import av
+
+    encoder, decoder, kind = VIDEO_CODECS[codec]
+    h, w = frames[0].shape[:2]
+    enc = av.CodecContext.create(encoder, "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, 25), Fraction(25, 1)
+    if codec == "h264":
+        enc.options = {"qp": str(q), "preset": "veryfast", "bframes": str(bframes), "g": str(gop)}
+    elif codec == "h265":
+        enc.options = {"preset": "ultrafast", "x265-params": f"qp={q}:bframes={bframes}:keyint={gop}:log-level=none"}
+    else:
+        enc.qmin = enc.qmax = q  # pins rate control to one quantiser
+        enc.gop_size, enc.max_b_frames = gop, bframes
+    dec = av.CodecContext.create(decoder, "r")
+    packets = []
+    for i, frame in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
+        vf.pts = i
+        packets += enc.encode(vf)
+    packets += enc.encode(None)
+    out = [f.to_ndarray(format="rgb24") for p in packets for f in dec.decode(p)]
+    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
+    if len(out) != len(frames):
+        raise RuntimeError(f"{codec} round trip returned {len(out)} of {len(frames)} frames")
+    return out
+
+
+@dataclass
+class VideoDegradation:
+    """A short clip panned across the crop, through a real codec; one of its frames is the sample.
+
+    The clean crop is the middle frame's window; neighbouring frames are shifted by a random
+    global motion, so P and B frames carry real inter-prediction artifacts.
+    """
+
+    codecs: dict[str, tuple[int, int]] = field(default_factory=lambda: {"h264": (27, 45), "h265": (27, 45), "mpeg2": (4, 20), "mpeg4": (4, 20)})
+    frames: int = 5
+    max_motion: int = 4
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        names = sorted(self.codecs)
+        codec = names[int(rng.integers(len(names)))]
+        lo, hi = self.codecs[codec]
+        q = int(rng.integers(lo, hi + 1))
+        h, w = img.shape[:2]
+        m = self.max_motion
+        padded = np.pad(img, ((m * self.frames, m * self.frames), (m * self.frames, m * self.frames), (0, 0)), mode="reflect")
+        vy, vx = rng.integers(-m, m + 1, 2)
+        mid = self.frames // 2
+        clip = []
+        for t in range(self.frames):
+            oy, ox = m * self.frames + (t - mid) * vy, m * self.frames + (t - mid) * vx
+            clip.append(padded[oy : oy + h, ox : ox + w])
+        even = np.pad(np.stack(clip), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        return video_roundtrip(list(even), codec, q)[mid][:h, :w]
+
+
+@dataclass
+class MixedDegradation:
+    """Picks one degradation per sample with the given probabilities."""
+
+    choices: list[tuple[float, object]]
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        probs = np.array([p for p, _ in self.choices], dtype=float)
+        pick = int(rng.choice(len(probs), p=probs / probs.sum()))
+        return self.choices[pick][1](img, rng)
+
+
 @dataclass
 class SRDegradation:
     """Downscale (x2/x4), then the JPEG degradation: low-resolution archive files."""
 
     scale: int
-    jpeg: JpegDegradation | None
+    jpeg: object | None  # the compression applied after downscaling (JPEG, video or mixed)
     methods: tuple[str, ...] = ("bicubic", "area")
     blur_prob: float = 0.0
 
@@ -88,22 +173,40 @@ class SRDegradation:
 
 
 def build_degradation(cfg: dict, scale: int = 1):
-    """Degradation from a config dict: ``{"jpeg": {...}}`` plus optional ``{"downscale": {...}}``."""
-    unknown = set(cfg) - {"jpeg", "downscale"}
+    """Degradation from a config dict.
+
+    ``jpeg: {...}`` and ``video: {prob, codecs, frames}`` describe the compression (video
+    replaces JPEG for a fraction ``prob`` of the samples); ``downscale: {...}`` applies to
+    super-resolution models (scale 2 or 4) before compression.
+    """
+    unknown = set(cfg) - {"jpeg", "video", "downscale"}
     if unknown:
         raise ValueError(f"unknown degradation(s): {', '.join(sorted(unknown))}")
+    choices: list[tuple[float, object]] = []
+    video_cfg = cfg.get("video")
+    video_prob = float(video_cfg.get("prob", 0.3)) if video_cfg else 0.0
+    if video_cfg:
+        codecs = {k: tuple(v) for k, v in video_cfg.get("codecs", VideoDegradation().codecs).items()}
+        unknown = set(codecs) - set(VIDEO_CODECS)
+        if unknown:
+            raise ValueError(f"unknown video codec(s) {', '.join(sorted(unknown))}; known: {', '.join(VIDEO_CODECS)}")
+        choices.append((video_prob, VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)))))
     jpeg_cfg = cfg.get("jpeg")
-    jpeg_deg = None
     if jpeg_cfg is not None:
-        jpeg_deg = JpegDegradation(
+        choices.append((1.0 - video_prob, JpegDegradation(
             quality=tuple(jpeg_cfg.get("quality", (5, 95))),
             quality_power=float(jpeg_cfg.get("quality_power", 1.0)),
             subsampling=dict(jpeg_cfg.get("subsampling", {"4:2:0": 0.8, "4:4:4": 0.2})),
             double_prob=float(jpeg_cfg.get("double_prob", 0.0)),
-        )
+        )))
+    compression = None
+    if len(choices) == 1:
+        compression = choices[0][1]
+    elif choices:
+        compression = MixedDegradation(choices)
     if scale == 1:
-        if jpeg_deg is None:
-            raise ValueError("an artifact-removal model needs a jpeg degradation")
-        return jpeg_deg
+        if compression is None:
+            raise ValueError("an artifact-removal model needs a jpeg or video degradation")
+        return compression
     down = cfg.get("downscale", {})
-    return SRDegradation(scale, jpeg_deg, tuple(down.get("methods", ("bicubic", "area"))), float(down.get("blur_prob", 0.0)))
+    return SRDegradation(scale, compression, tuple(down.get("methods", ("bicubic", "area"))), float(down.get("blur_prob", 0.0)))

@@ -88,3 +88,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UN
     model.load_state_dict({k: v.float() for k, v in state.items()})
     meta = dict(meta, config=json.loads(meta["config"]), recipe=json.loads(meta.get("recipe", "{}")))
     return model.to(device).eval(), meta
+
+
+CRITIC_ARCHITECTURE = "patch-critic"
+
+
+def save_critic(critic, path: str | Path) -> None:
+    """The critic keeps its spectral-norm parametrizations: it is only ever trained further."""
+    state = {k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()}
+    meta = {"format": FORMAT, "architecture": CRITIC_ARCHITECTURE, "config": json.dumps(critic.config.to_dict()), "revamp_version": __version__}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_critic(path: str | Path):
+    from revamp.models.critic import CriticConfig, PatchCritic
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: critic file not found")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("architecture") != CRITIC_ARCHITECTURE:
+            raise ModelFileError(f"{path}: not a revamp critic file")
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    critic = PatchCritic(CriticConfig(**json.loads(meta["config"])))
+    critic.load_state_dict(state)
+    return critic

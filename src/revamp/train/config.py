@@ -11,7 +11,8 @@ DEFAULTS: dict = {
     "task": "jpeg-artifact-removal",
     "seed": 0,
     "model": {"encoder": "mobilenetv3_large_100", "width": 32, "scale": 1, "self_attention": True, "spectral_norm": False},
-    "encoder_weights": None,
+    "encoder_weights": None,  # safetensors file with encoder weights (e.g. converted ImageNet ones)
+    "init": None,  # a revamp model file to start the generator from (fine-tuning)
     "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2},
     "degradation": {"jpeg": {"quality": [5, 95], "quality_power": 1.0, "subsampling": {"4:2:0": 0.8, "4:4:4": 0.2}, "double_prob": 0.1}},
     "loss": {"charbonnier": 1.0},
@@ -21,8 +22,15 @@ DEFAULTS: dict = {
         {"name": "patches", "patch": 64, "batch": 32, "steps": 1000},
         {"name": "full", "patch": 256, "batch": 4, "steps": 250},
     ],
+    # NoGAN stage 2: the critic learns originals vs the pre-trained generator's outputs.
+    "critic": {"model": {"width": 64, "blocks": 3, "dropout": 0.15}, "lr": 1e-4, "warmup": 20,
+               "phases": [{"name": "critic", "patch": 128, "batch": 16, "steps": 200}]},
+    # NoGAN stage 3: short GAN phase; best checkpoint by validation LPIPS.
+    "gan": {"lr": 2e-5, "critic_lr": 1e-4, "betas": [0.0, 0.9], "adv_weight": 0.02, "warmup": 20,
+            "loss": {"lpips": 1.0, "l1": 1.0}, "phases": [{"name": "gan", "patch": 128, "batch": 8, "steps": 200}]},
     "bf16": "auto",
     "channels_last": True,
+    "log_every": 10,
     "checkpoint_every": 200,
     "val_every": 500,
     "val_qualities": [10, 20, 30, 40],
@@ -32,7 +40,7 @@ DEFAULTS: dict = {
 def merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("loss", "degradation"):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("loss", "degradation", "codecs"):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

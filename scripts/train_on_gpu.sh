@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Trains several shipped models side by side on one GPU machine (the lent H100), as
+# `revamp train all` runs with shortened timed phases, and collects the chosen model files
+# and every log under OUT. Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
+# (DATA_ROOT holds bsds500/, t91/, wiki49/ as in ../shared/data/train.)
+set -uo pipefail
+out=$1; data=$2; shift 2
+export PYTHONPATH=src OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
+runs=/tmp/revamp-runs
+mkdir -p "$runs" "$out"
+for spec in "$@"; do
+  name=${spec%%=*}; config=${spec#*=}
+  timeout -s INT "${RUN_SECONDS:-230}" python3 -m revamp.cli train all --config "$config" -o "$runs/$name" \
+    --set "data.train=[$data/bsds500,$data/t91,$data/wiki49]" --set data.workers="${WORKERS:-3}" \
+    ${GEN_PHASES:+--set "phases=$GEN_PHASES"} \
+    > "$runs/$name.log" 2>&1 &
+done
+wait
+for spec in "$@"; do
+  name=${spec%%=*}
+  tail -n 3 "$runs/$name.log" | tr '\r' '\n' | grep -v 'it/s' | tail -n 2 | sed "s/^/$name: /"
+  grep -h "val" "$runs/$name.log" | tr '\r' '\n' | grep "step" | sed "s/^/$name: /" | tail -n 6
+done
+tar czf "$out/logs.tar.gz" --exclude='*.safetensors' -C "$runs" .
