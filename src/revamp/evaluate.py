@@ -27,7 +27,16 @@ def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
     return lpips(restored, reference, "alex")
 
 
-METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips}
+def _niqe(restored, reference=None, channel: str = "rgb", crop: int = 0) -> float:
+    """No-reference: the reference is ignored."""
+    from revamp.metrics.niqe import niqe
+
+    return niqe(restored, crop=crop)
+
+
+METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips, "niqe": _niqe}
+NO_REFERENCE = {"niqe"}
+TARGET = "Target (originals)"
 
 
 def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
@@ -58,8 +67,28 @@ def load_clean(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L") if im.mode in ("L", "I;16", "1") else im.convert("RGB"))
 
 
+def make_input(clean: np.ndarray, q: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, degraded input): for SR the reference is cropped to a multiple of the scale and
+    the input is its bicubic downscale (PIL), JPEG-compressed."""
+    if scale > 1:
+        from revamp.data.degrade import downscale
+
+        h, w = clean.shape[0] // scale * scale, clean.shape[1] // scale * scale
+        clean = np.ascontiguousarray(clean[:h, :w])
+        small = downscale(clean if clean.ndim == 3 else np.dstack([clean] * 3), scale)
+        small = small[..., 0] if clean.ndim == 2 else small
+    else:
+        small = clean
+    return clean, (jpeg_gray(small, q) if small.ndim == 2 else jpeg(small, q))
+
+
+def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
+
+
 def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], metrics: list[str],
-             channel: str, crop: int, out: Path, quiet: bool = False) -> dict:
+             channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1) -> dict:
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))
     if not files:
         raise ValueError(f"no images in {data}")
@@ -70,16 +99,21 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
     total = len(files) * len(degradations)
     bar = tqdm(total=total, desc="evaluating", unit="img", disable=quiet, dynamic_ncols=True)
     for path in files:
-        clean = load_clean(path)
+        original = load_clean(path)
         for kind, q in degradations:
-            degraded = jpeg_gray(clean, q) if clean.ndim == 2 else jpeg(clean, q)
-            outputs = {"JPEG (input)": degraded}
+            clean, degraded = make_input(original, q, scale)
+            outputs = {"JPEG (input)": degraded} if scale == 1 else {f"bicubic x{scale} of the JPEG": bicubic_up(degraded, scale)}
             for name, restorer in models.items():
+                if restorer.scale != scale:
+                    raise ValueError(f"model {name} is x{restorer.scale}, the evaluation is x{scale}")
                 outputs[name] = restorer.restore(degraded)
+            if NO_REFERENCE & set(metrics):
+                outputs[TARGET] = clean  # the paper's "Target" row: no-reference scores of the originals
             for method, img in outputs.items():
                 row = {"image": path.name, "degradation": f"{kind}:{q}", "method": method}
                 for m in metrics:
-                    row[m] = round(METRICS[m](img, clean, channel=channel, crop=crop), 4)
+                    skip = method == TARGET and m not in NO_REFERENCE
+                    row[m] = float("nan") if skip else round(METRICS[m](img, clean, channel=channel, crop=crop), 4)
                 rows.append(row)
             bar.update(1)
     bar.close()
@@ -88,25 +122,35 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary: dict = {"data": str(data), "images": len(files), "channel": channel, "crop": crop, "metrics": metrics, "results": []}
+    summary: dict = {"data": str(data), "images": len(files), "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "results": []}
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for kind, q in degradations:
         for method in methods:
             sel = [r for r in rows if r["method"] == method and r["degradation"] == f"{kind}:{q}"]
-            summary["results"].append({"degradation": f"{kind}:{q}", "method": method, **{m: round(float(np.mean([r[m] for r in sel])), 4) for m in metrics}})
+            if sel:
+                means = {m: float(np.mean([r[m] for r in sel])) for m in metrics}
+                summary["results"].append({"degradation": f"{kind}:{q}", "method": method,
+                                           **{m: None if np.isnan(v) else round(v, 4) for m, v in means.items()}})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
 
 
+def _cell(value: float, metric: str) -> str:
+    if value is None:  # not applicable: a full-reference metric on the originals
+        return "–"
+    return f"{value:.4f}" if metric in ("ssim", "lpips") else f"{value:.2f}"
+
+
 def summary_markdown(summary: dict) -> str:
     metrics = summary["metrics"]
     lines = [
-        f"Data: `{summary['data']}` ({summary['images']} images), channel {summary['channel'].upper()}, border crop {summary['crop']} px.",
+        f"Data: `{summary['data']}` ({summary['images']} images), scale x{summary.get('scale', 1)}, channel {summary['channel'].upper()}, "
+        f"border crop {summary['crop']} px.",
         "",
         "| degradation | method | " + " | ".join(metrics) + " |",
         "|---|---|" + "---|" * len(metrics),
     ]
     for r in summary["results"]:
-        lines.append(f"| {r['degradation']} | {r['method']} | " + " | ".join(f"{r[m]:.4f}" if m in ("ssim", "lpips") else f"{r[m]:.2f}" for m in metrics) + " |")
+        lines.append(f"| {r['degradation']} | {r['method']} | " + " | ".join(_cell(r[m], m) for m in metrics) + " |")
     return "\n".join(lines) + "\n"

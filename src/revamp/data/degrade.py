@@ -93,14 +93,17 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
     enc = av.CodecContext.create(encoder, "w")
     enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
     enc.time_base, enc.framerate = Fraction(1, 25), Fraction(25, 1)
+    # One thread per encoder: this runs inside DataLoader workers, which already use every core.
+    enc.thread_count = 1
     if codec == "h264":
-        enc.options = {"qp": str(q), "preset": "veryfast", "bframes": str(bframes), "g": str(gop)}
+        enc.options = {"qp": str(q), "preset": "veryfast", "bframes": str(bframes), "g": str(gop), "threads": "1"}
     elif codec == "h265":
-        enc.options = {"preset": "ultrafast", "x265-params": f"qp={q}:bframes={bframes}:keyint={gop}:log-level=none"}
+        enc.options = {"preset": "ultrafast", "x265-params": f"qp={q}:bframes={bframes}:keyint={gop}:pools=none:frame-threads=1:log-level=none"}
     else:
         enc.qmin = enc.qmax = q  # pins rate control to one quantiser
         enc.gop_size, enc.max_b_frames = gop, bframes
     dec = av.CodecContext.create(decoder, "r")
+    dec.thread_count = 1
     packets = []
     for i, frame in enumerate(frames):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")

@@ -85,8 +85,20 @@ def use_bf16(setting, device: torch.device) -> bool:
         return setting
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    caps = torch.backends.cpu.get_cpu_capability()
-    return "AMX" in caps or "AVX512_BF16" in caps  # bf16 pays off on CPU only with these units
+    return cpu_has_bf16_units()
+
+
+def cpu_has_bf16_units() -> bool:
+    """AMX or AVX512-BF16: where bf16 autocast pays off on a CPU. torch's own capability string
+    stops at "AVX512" on CPUs that have AMX, so read the kernel's flags."""
+    if "AMX" in torch.backends.cpu.get_cpu_capability():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 def lr_at(step_in_phase: int, phase_steps: int, lr: float, min_lr: float, warmup: int) -> float:
