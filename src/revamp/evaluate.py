@@ -34,8 +34,15 @@ def _niqe(restored, reference=None, channel: str = "rgb", crop: int = 0) -> floa
     return niqe(restored, crop=crop)
 
 
-METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips, "niqe": _niqe}
-NO_REFERENCE = {"niqe"}
+def _brisque(restored, reference=None, channel: str = "rgb", crop: int = 0) -> float:
+    """No-reference: the reference is ignored."""
+    from revamp.metrics.brisque import brisque
+
+    return brisque(restored, crop=crop)
+
+
+METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips, "niqe": _niqe, "brisque": _brisque}
+NO_REFERENCE = {"niqe", "brisque"}
 TARGET = "Target (originals)"
 
 
