@@ -94,14 +94,36 @@ def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
 
 
+TUNE_IMAGES = 6  # the classical baseline's qp is tuned on the first images of the set
+
+
+def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, crop: int, notes: list[str]) -> dict[int, int]:
+    """qp of the classical filter for each quality, tuned for PSNR on the first TUNE_IMAGES images."""
+    from revamp import baselines
+
+    if baselines.ffmpeg_binary() is None:
+        notes.append(f"The FFmpeg {baseline} row is left out: the system ffmpeg binary is not installed (Debian package ffmpeg).")
+        return {}
+    qps = {}
+    for _, q in degradations:
+        pairs = [tuple(reversed(make_input(load_clean(f), q, 1))) for f in files[:TUNE_IMAGES]]
+        qps[q] = baselines.tune_qp(pairs, baseline, lambda a, b: psnr(a, b, channel=channel, crop=crop))
+    notes.append(f"FFmpeg {baseline}: system ffmpeg, qp chosen per quality from {list(baselines.QP_GRID)} for the best mean PSNR "
+                 f"on the first {TUNE_IMAGES} images of this set (an optimistic baseline): "
+                 + ", ".join(f"q{q}: qp {qp}" for q, qp in qps.items()) + ".")
+    return qps
+
+
 def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], metrics: list[str],
-             channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1) -> dict:
+             channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp") -> dict:
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))
     if not files:
         raise ValueError(f"no images in {data}")
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; available: {', '.join(METRICS)}")
+    notes: list[str] = []
+    qps = baseline_qps(files, degradations, baseline, channel, crop, notes) if scale == 1 and baseline != "none" else {}
     rows = []
     total = len(files) * len(degradations)
     bar = tqdm(total=total, desc="evaluating", unit="img", disable=quiet, dynamic_ncols=True)
@@ -110,6 +132,10 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
         for kind, q in degradations:
             clean, degraded = make_input(original, q, scale)
             outputs = {"JPEG (input)": degraded} if scale == 1 else {f"bicubic x{scale} of the JPEG": bicubic_up(degraded, scale)}
+            if q in qps:
+                from revamp.baselines import deblock
+
+                outputs[f"FFmpeg {baseline}"] = deblock(degraded, baseline, qps[q])
             for name, restorer in models.items():
                 if restorer.scale != scale:
                     raise ValueError(f"model {name} is x{restorer.scale}, the evaluation is x{scale}")
@@ -129,7 +155,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary: dict = {"data": str(data), "images": len(files), "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "results": []}
+    summary: dict = {"data": str(data), "images": len(files), "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "notes": notes, "results": []}
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for kind, q in degradations:
         for method in methods:
@@ -160,4 +186,5 @@ def summary_markdown(summary: dict) -> str:
     ]
     for r in summary["results"]:
         lines.append(f"| {r['degradation']} | {r['method']} | " + " | ".join(_cell(r[m], m) for m in metrics) + " |")
+    lines += [""] + [f"- {n}" for n in summary.get("notes", [])]
     return "\n".join(lines) + "\n"
