@@ -66,7 +66,14 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             pic = read_image(job.source)
             for note in pic.warnings:
                 tqdm.write(f"revamp: warning: {job.source}: {note}")
-            out = restorer.restore_picture(pic)
+            tiles, done = restorer.tile_count(*pic.size), [0]
+
+            def on_tile() -> None:  # big images: show progress inside the image too
+                done[0] += 1
+                if tiles > 1:
+                    bar.set_postfix_str(f"{job.source.name[-30:]} tile {done[0]}/{tiles}")
+
+            out = restorer.restore_picture(pic, on_tile)
             save_image(out, job.target, fmt)
             report.done.append(job.source)
         except ImageReadError as exc:

@@ -27,6 +27,18 @@ SHIPPED = {
             task="JPEG artifact removal (colour, any quality)",
             quality="LIVE1 colour q20, RGB PSNR: 28.06 dB JPEG -> 29.29 dB (+1.23 dB)",
         ),
+        ShippedModel(
+            name="ablation-lpips-pregan",
+            file="ablation-lpips-pregan.safetensors",
+            task="Table I ablation: LPIPS loss, before the GAN phase",
+            quality="LIVE1 colour q20: LPIPS 0.1799 JPEG -> 0.1131, RGB PSNR 28.06 -> 27.79 dB",
+        ),
+        ShippedModel(
+            name="ablation-lpips-postgan",
+            file="ablation-lpips-postgan.safetensors",
+            task="Table I ablation: LPIPS loss, after the GAN phase",
+            quality="LIVE1 colour q20: LPIPS 0.1799 JPEG -> 0.1125, RGB PSNR 28.06 -> 27.92 dB",
+        ),
     ]
 }
 

@@ -44,6 +44,11 @@ class Restorer:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x).clamp_(0, 1)
 
+    def tile_count(self, width: int, height: int) -> int:
+        from revamp.tiling import tile_windows
+
+        return len(tile_windows(height, width, self.tile, self.tile_overlap, self.model.size_multiple))
+
     def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
         """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32."""
         image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time

@@ -129,9 +129,10 @@ class GanTrainer(StageTrainer):
         self.c_opt.zero_grad(set_to_none=True)
         c_loss.backward()
         self.c_opt.step()
-        # Generator step: fool the critic, stay close to the original.
+        # Generator step: fool the (frozen) critic, stay close to the original. The plain module,
+        # not its DDP wrapper: nothing of the critic is updated here.
         self.critic.requires_grad_(False)
-        logits = self.c_ddp(fake.clamp(0, 1))
+        logits = self.critic(fake.clamp(0, 1))
         adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         content, parts = self.loss(fake, clean)
         g_loss = g["adv_weight"] * adv + content
