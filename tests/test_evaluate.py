@@ -68,3 +68,18 @@ def test_spp_baseline_reproduces_the_measured_anchor():
     rows = {r["method"]: r for r in summary["results"]}
     assert rows["FFmpeg spp"]["psnr"] == pytest.approx(28.57, abs=0.03)
     assert rows["JPEG (input)"]["psnr"] == pytest.approx(27.77, abs=0.02)
+
+
+def test_eval_video_codec_degradations_and_html_report(clean_folder, tmp_path):
+    out = tmp_path / "res"
+    assert main(["eval", "--model", "default", "--data", str(clean_folder), "--degrade", "h264:qp37", "--degrade", "mpeg2:10",
+                 "--metrics", "psnr", "--baseline", "none", "--html", "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    methods = [(r["degradation"], r["method"]) for r in summary["results"]]
+    assert methods == [("h264:37", "H264 (input)"), ("h264:37", "default"), ("mpeg2:10", "MPEG2 (input)"), ("mpeg2:10", "default")]
+    page = (out / "index.html").read_text()
+    assert page.count("<tr><td>") == 3 * 2  # one row per image and degradation
+    crops = sorted((out / "crops").glob("*.png"))
+    assert len(crops) == 3 * 2 * 3  # reference, input, model
+    for crop in crops:
+        assert f"crops/{crop.name}" in page

@@ -108,7 +108,7 @@ def cmd_eval(args) -> int:
         args.model = name
         models[name] = _restorer(args)
     try:
-        summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet, scale=args.scale, baseline=args.baseline)
+        summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet, scale=args.scale, baseline=args.baseline, html=args.html)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     from revamp.evaluate import summary_markdown
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b, lpips, niqe, brisque")
     ev.add_argument("--channel", default="rgb", choices=["rgb", "y"], help="measure on RGB or BT.601 Y (default rgb)")
     ev.add_argument("--crop", type=int, default=0, help="border pixels excluded from the metrics (default 0)")
+    ev.add_argument("--html", action="store_true", help="also write OUT/index.html: crops per image, sortable by gain")
     ev.add_argument("--baseline", default="spp", choices=["spp", "pp7", "none"], help="classical deblocking row (system ffmpeg; default spp)")
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")

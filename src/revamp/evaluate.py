@@ -46,18 +46,36 @@ NO_REFERENCE = {"niqe", "brisque"}
 TARGET = "Target (originals)"
 
 
+QUANTISER_RANGE = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "mpeg2": (1, 31), "mpeg4": (1, 31)}
+
+
 def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
+    """``jpeg:10,20`` (IJG quality), ``h264:qp37``/``h265:32,37`` (QP), ``mpeg2:8``/``mpeg4:8`` (qscale)."""
     out = []
     for spec in specs:
         kind, _, values = spec.partition(":")
-        if kind != "jpeg" or not values:
-            raise ValueError(f"bad --degrade {spec!r}: use jpeg:Q[,Q...], e.g. jpeg:10,20,30,40")
+        if kind not in QUANTISER_RANGE or not values:
+            raise ValueError(f"bad --degrade {spec!r}: use jpeg:Q[,Q...] (e.g. jpeg:10,20,30,40), h264:qp37, h265:qp32,37, mpeg2:8 or mpeg4:8")
+        lo, hi = QUANTISER_RANGE[kind]
         for v in values.split(","):
-            q = int(v)
-            if not 1 <= q <= 100:
-                raise ValueError(f"JPEG quality must be 1..100, got {q}")
+            q = int(v.removeprefix("qp"))
+            if not lo <= q <= hi:
+                raise ValueError(f"{kind} quantiser must be {lo}..{hi}, got {q}")
             out.append((kind, q))
     return out
+
+
+def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
+    """One picture through JPEG, or through a video codec as an intra-coded frame (PyAV), at quantiser q."""
+    if kind == "jpeg":
+        return jpeg_gray(img, q) if img.ndim == 2 else jpeg(img, q)
+    from revamp.data.degrade import video_roundtrip
+
+    rgb = np.dstack([img] * 3) if img.ndim == 2 else img
+    h, w = rgb.shape[:2]
+    even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    out = video_roundtrip([even], kind, q)[0][:h, :w]
+    return np.round(out.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8) if img.ndim == 2 else out
 
 
 def jpeg_gray(img: np.ndarray, q: int) -> np.ndarray:
@@ -74,9 +92,9 @@ def load_clean(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L") if im.mode in ("L", "I;16", "1") else im.convert("RGB"))
 
 
-def make_input(clean: np.ndarray, q: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+def make_input(clean: np.ndarray, q: int, scale: int, kind: str = "jpeg") -> tuple[np.ndarray, np.ndarray]:
     """(reference, degraded input): for SR the reference is cropped to a multiple of the scale and
-    the input is its bicubic downscale (PIL), JPEG-compressed."""
+    the input is its bicubic downscale (PIL), then compressed."""
     if scale > 1:
         from revamp.data.degrade import downscale
 
@@ -86,7 +104,7 @@ def make_input(clean: np.ndarray, q: int, scale: int) -> tuple[np.ndarray, np.nd
         small = small[..., 0] if clean.ndim == 2 else small
     else:
         small = clean
-    return clean, (jpeg_gray(small, q) if small.ndim == 2 else jpeg(small, q))
+    return clean, compress(small, kind, q)
 
 
 def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
@@ -105,17 +123,18 @@ def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, c
         notes.append(f"The FFmpeg {baseline} row is left out: the system ffmpeg binary is not installed (Debian package ffmpeg).")
         return {}
     qps = {}
-    for _, q in degradations:
-        pairs = [tuple(reversed(make_input(load_clean(f), q, 1))) for f in files[:TUNE_IMAGES]]
-        qps[q] = baselines.tune_qp(pairs, baseline, lambda a, b: psnr(a, b, channel=channel, crop=crop))
+    for kind, q in degradations:
+        pairs = [tuple(reversed(make_input(load_clean(f), q, 1, kind))) for f in files[:TUNE_IMAGES]]
+        qps[(kind, q)] = baselines.tune_qp(pairs, baseline, lambda a, b: psnr(a, b, channel=channel, crop=crop))
     notes.append(f"FFmpeg {baseline}: system ffmpeg, qp chosen per quality from {list(baselines.QP_GRID)} for the best mean PSNR "
                  f"on the first {TUNE_IMAGES} images of this set (an optimistic baseline): "
-                 + ", ".join(f"q{q}: qp {qp}" for q, qp in qps.items()) + ".")
+                 + ", ".join(f"{kind}:{q}: qp {qp}" for (kind, q), qp in qps.items()) + ".")
     return qps
 
 
 def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], metrics: list[str],
-             channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp") -> dict:
+             channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp",
+             html: bool = False) -> dict:
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))
     if not files:
         raise ValueError(f"no images in {data}")
@@ -125,17 +144,23 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
     notes: list[str] = []
     qps = baseline_qps(files, degradations, baseline, channel, crop, notes) if scale == 1 and baseline != "none" else {}
     rows = []
+    report = None
+    if html:
+        from revamp.report import VisualReport
+
+        report = VisualReport(out, f"Data {data}, scale x{scale}; gain = PSNR of the last model minus the input's.")
     total = len(files) * len(degradations)
     bar = tqdm(total=total, desc="evaluating", unit="img", disable=quiet, dynamic_ncols=True)
     for path in files:
         original = load_clean(path)
         for kind, q in degradations:
-            clean, degraded = make_input(original, q, scale)
-            outputs = {"JPEG (input)": degraded} if scale == 1 else {f"bicubic x{scale} of the JPEG": bicubic_up(degraded, scale)}
-            if q in qps:
+            clean, degraded = make_input(original, q, scale, kind)
+            label = "JPEG" if kind == "jpeg" else kind.upper()
+            outputs = {f"{label} (input)": degraded} if scale == 1 else {f"bicubic x{scale} of the {label}": bicubic_up(degraded, scale)}
+            if (kind, q) in qps:
                 from revamp.baselines import deblock
 
-                outputs[f"FFmpeg {baseline}"] = deblock(degraded, baseline, qps[q])
+                outputs[f"FFmpeg {baseline}"] = deblock(degraded, baseline, qps[(kind, q)])
             for name, restorer in models.items():
                 if restorer.scale != scale:
                     raise ValueError(f"model {name} is x{restorer.scale}, the evaluation is x{scale}")
@@ -148,6 +173,9 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
                     skip = method == TARGET and m not in NO_REFERENCE
                     row[m] = float("nan") if skip else round(METRICS[m](img, clean, channel=channel, crop=crop), 4)
                 rows.append(row)
+            if report is not None:
+                scores = {m: psnr(img, clean, channel=channel, crop=crop) for m, img in outputs.items() if m != TARGET}
+                report.add(path.name, f"{kind}:{q}", clean, {m: img for m, img in outputs.items() if m != TARGET}, scores)
             bar.update(1)
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
@@ -156,8 +184,8 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
         writer.writeheader()
         writer.writerows(rows)
     summary: dict = {"data": str(data), "images": len(files), "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "notes": notes, "results": []}
-    methods = list(dict.fromkeys(r["method"] for r in rows))
     for kind, q in degradations:
+        methods = list(dict.fromkeys(r["method"] for r in rows if r["degradation"] == f"{kind}:{q}"))
         for method in methods:
             sel = [r for r in rows if r["method"] == method and r["degradation"] == f"{kind}:{q}"]
             if sel:
@@ -165,6 +193,8 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
                 summary["results"].append({"degradation": f"{kind}:{q}", "method": method,
                                            **{m: None if np.isnan(v) else round(v, 4) for m, v in means.items()}})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if report is not None:
+        summary["html"] = str(report.write())
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
 
