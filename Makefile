@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test venv eval-live1 clean
+.PHONY: demo test venv eval-live1 tables clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: venv
 # The default model's quality line (needs ../shared).
 eval-live1: venv
 	$(BIN)/revamp eval --model default --data ../shared/data/eval/live1 --degrade jpeg:10,20,30,40 --channel rgb --out results/live1-rgb
+
+# Every quality table of docs/results.md (needs ../shared; about half an hour on 2 CPU cores).
+tables: venv
+	$(BIN)/revamp tables --shared ../shared --out docs/results.md
 
 clean:
 	rm -rf demo results .pytest_cache

@@ -150,3 +150,13 @@ def test_brisque_ranks_compression():
     buf = io.BytesIO()
     Image.fromarray(clean).save(buf, "JPEG", quality=5)
     assert brisque(clean) < 20 < 50 < brisque(np.asarray(Image.open(buf).convert("RGB")))
+
+
+def test_classic5_and_bsds500_jpeg_rows_match_the_published_ones():
+    """Our JPEG rows vs FBCNN's table (F1): Classic5 q10 27.82 dB; BSDS500 (BT.601 Y) q10 27.80 dB."""
+    from revamp.evaluate import load_clean, make_input
+
+    for folder, gray, published, count in (("classic5", False, 27.82, None), ("bsds500_test", True, 27.80, None)):
+        files = sorted(shared_path("data", "eval", folder).iterdir())[:count]
+        values = [psnr(*reversed(make_input(load_clean(f, gray), 10, 1))) for f in files]
+        assert np.mean(values) == pytest.approx(published, abs=0.1), folder

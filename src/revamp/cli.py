@@ -108,12 +108,26 @@ def cmd_eval(args) -> int:
         args.model = name
         models[name] = _restorer(args)
     try:
-        summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet, scale=args.scale, baseline=args.baseline, html=args.html)
+        summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet, scale=args.scale, baseline=args.baseline, html=args.html, gray=args.gray)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     from revamp.evaluate import summary_markdown
 
     print(summary_markdown(summary))
+    return 0
+
+
+def cmd_tables(args) -> int:
+    from revamp.tables import build
+
+    shared = Path(args.shared)
+    if not (shared / "data" / "eval").is_dir():
+        raise CliError(f"{shared}/data/eval not found: the tables need the evaluation sets (--shared DIR)")
+    text = build(shared, Path(args.work), limit=args.limit, quiet=args.quiet)
+    from revamp.imageio import write_atomic
+
+    write_atomic(args.out, text.encode())
+    print(f"revamp: wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -186,12 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b, lpips, niqe, brisque")
     ev.add_argument("--channel", default="rgb", choices=["rgb", "y"], help="measure on RGB or BT.601 Y (default rgb)")
     ev.add_argument("--crop", type=int, default=0, help="border pixels excluded from the metrics (default 0)")
+    ev.add_argument("--gray", action="store_true", help="turn colour references into rounded BT.601 Y first (grayscale benchmarks)")
     ev.add_argument("--html", action="store_true", help="also write OUT/index.html: crops per image, sortable by gain")
     ev.add_argument("--baseline", default="spp", choices=["spp", "pp7", "none"], help="classical deblocking row (system ffmpeg; default spp)")
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
     _add_inference_options(ev, model=False)
     ev.set_defaults(func=cmd_eval)
+
+    tables = sub.add_parser("tables", help="regenerate docs/results.md (Tables I, II and the literature table)")
+    tables.add_argument("--shared", default="../shared", help="folder holding data/eval (default ../shared)")
+    tables.add_argument("--out", default="docs/results.md", help="Markdown file to write (default docs/results.md)")
+    tables.add_argument("--work", default="results/tables", help="folder for the per-image CSVs")
+    tables.add_argument("--limit", type=int, help="only the first N images of each set (a quick check)")
+    tables.add_argument("-q", "--quiet", action="store_true")
+    tables.set_defaults(func=cmd_tables)
 
     demo = sub.add_parser("demo", help="restore the bundled samples and write a before/after page")
     demo.add_argument("--input", default="samples", help="folder of compressed pictures (default samples/)")

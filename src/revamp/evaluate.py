@@ -87,9 +87,18 @@ def jpeg_gray(img: np.ndarray, q: int) -> np.ndarray:
     return np.asarray(Image.open(buf))
 
 
-def load_clean(path: Path) -> np.ndarray:
+def load_clean(path: Path, gray: bool = False) -> np.ndarray:
+    """A reference image as uint8; ``gray`` turns colour into rounded BT.601 Y (16..235), which is
+    how the grayscale test sets of the deblocking literature (e.g. LIVE1 gray) were made."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("L") if im.mode in ("L", "I;16", "1") else im.convert("RGB"))
+        if im.mode in ("L", "I;16", "1"):
+            return np.asarray(im.convert("L"))
+        rgb = np.asarray(im.convert("RGB"))
+    if gray:
+        from revamp.metrics import rgb_to_y
+
+        return np.round(rgb_to_y(rgb)).astype(np.uint8)
+    return rgb
 
 
 def make_input(clean: np.ndarray, q: int, scale: int, kind: str = "jpeg") -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +124,7 @@ def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
 TUNE_IMAGES = 6  # the classical baseline's qp is tuned on the first images of the set
 
 
-def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, crop: int, notes: list[str]) -> dict[int, int]:
+def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, crop: int, notes: list[str], gray: bool = False) -> dict:
     """qp of the classical filter for each quality, tuned for PSNR on the first TUNE_IMAGES images."""
     from revamp import baselines
 
@@ -124,7 +133,7 @@ def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, c
         return {}
     qps = {}
     for kind, q in degradations:
-        pairs = [tuple(reversed(make_input(load_clean(f), q, 1, kind))) for f in files[:TUNE_IMAGES]]
+        pairs = [tuple(reversed(make_input(load_clean(f, gray), q, 1, kind))) for f in files[:TUNE_IMAGES]]
         qps[(kind, q)] = baselines.tune_qp(pairs, baseline, lambda a, b: psnr(a, b, channel=channel, crop=crop))
     notes.append(f"FFmpeg {baseline}: system ffmpeg, qp chosen per quality from {list(baselines.QP_GRID)} for the best mean PSNR "
                  f"on the first {TUNE_IMAGES} images of this set (an optimistic baseline): "
@@ -134,15 +143,15 @@ def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, c
 
 def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], metrics: list[str],
              channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp",
-             html: bool = False) -> dict:
-    files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))
+             html: bool = False, gray: bool = False, limit: int | None = None) -> dict:
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))[:limit]
     if not files:
         raise ValueError(f"no images in {data}")
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; available: {', '.join(METRICS)}")
     notes: list[str] = []
-    qps = baseline_qps(files, degradations, baseline, channel, crop, notes) if scale == 1 and baseline != "none" else {}
+    qps = baseline_qps(files, degradations, baseline, channel, crop, notes, gray) if scale == 1 and baseline != "none" else {}
     rows = []
     report = None
     if html:
@@ -152,7 +161,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
     total = len(files) * len(degradations)
     bar = tqdm(total=total, desc="evaluating", unit="img", disable=quiet, dynamic_ncols=True)
     for path in files:
-        original = load_clean(path)
+        original = load_clean(path, gray)
         for kind, q in degradations:
             clean, degraded = make_input(original, q, scale, kind)
             label = "JPEG" if kind == "jpeg" else kind.upper()
@@ -183,7 +192,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary: dict = {"data": str(data), "images": len(files), "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "notes": notes, "results": []}
+    summary: dict = {"data": str(data), "images": len(files), "gray": gray, "scale": scale, "channel": channel, "crop": crop, "metrics": metrics, "notes": notes, "results": []}
     for kind, q in degradations:
         methods = list(dict.fromkeys(r["method"] for r in rows if r["degradation"] == f"{kind}:{q}"))
         for method in methods:
