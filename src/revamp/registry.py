@@ -28,6 +28,12 @@ SHIPPED = {
             quality="LIVE1 colour q20, RGB PSNR: 28.06 dB JPEG -> 29.29 dB (+1.23 dB)",
         ),
         ShippedModel(
+            name="sr2x",
+            file="sr2x.safetensors",
+            task="super-resolution x2 plus artifact removal (first, short CPU run)",
+            quality="Set14 x2 of JPEG q40, Y PSNR / LPIPS: bicubic 27.91 / 0.344 -> 28.20 / 0.208",
+        ),
+        ShippedModel(
             name="ablation-lpips-pregan",
             file="ablation-lpips-pregan.safetensors",
             task="Table I ablation: LPIPS loss, before the GAN phase",
