@@ -37,7 +37,6 @@ def test_eval_writes_tables_and_the_model_beats_jpeg(clean_folder, tmp_path):
 
 
 def test_eval_super_resolution_rows_and_scale_check(clean_folder, tmp_path):
-    import torch
 
     from revamp.models import UNetConfig, UNetGenerator
     from revamp.models.files import save_model

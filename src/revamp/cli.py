@@ -70,6 +70,9 @@ def cmd_image(args) -> int:
 
 
 def cmd_models(args) -> int:
+    import json
+    import math
+
     from safetensors import safe_open
 
     from revamp.models.files import read_metadata
@@ -79,11 +82,9 @@ def cmd_models(args) -> int:
     for entry in SHIPPED.values():
         path = weights_dir() / entry.file
         meta = read_metadata(path)
-        import json
-
         config, recipe = json.loads(meta["config"]), json.loads(meta.get("recipe", "{}"))
         with safe_open(str(path), framework="pt") as f:
-            params = sum(int(__import__("math").prod(f.get_slice(k).get_shape())) for k in f.keys())
+            params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         data = ", ".join(Path(d).name for d in recipe.get("data", [])) or "?"
         rows.append((entry.name, entry.task, f"x{config['scale']}", f"{params / 1e6:.1f} M",
                      f"{data} ({recipe.get('train_images', '?')} images, {recipe.get('steps', '?')} steps)", entry.quality))
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("revamp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if os.environ.get("REVAMP_DEBUG"):
             raise

@@ -114,7 +114,6 @@ def _one_line(exc: Exception) -> str:
 def _exif_without_orientation(exif: Image.Exif | None) -> bytes | None:
     if exif is None or not len(exif):
         return None
-    exif = Image.Exif() if exif is None else exif
     if 0x0112 in exif:
         exif[0x0112] = 1
     try:
