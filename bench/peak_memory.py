@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--size", default="8000x6000")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,8 +47,11 @@ def main() -> int:
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         with Image.open(Path(tmp) / "out" / "big.png") as out:
             assert out.size == (w, h)
-    print(json.dumps({"size": args.size, "tile": args.tile, "peak_rss_mb": round(peak_mb), "seconds": round(seconds, 1),
-                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}))
+    result = {"command": "bench/peak_memory.py", "size": args.size, "tile": args.tile, "peak_rss_mb": round(peak_mb),
+              "seconds": round(seconds, 1), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

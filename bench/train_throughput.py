@@ -63,7 +63,7 @@ def main() -> int:
             if bf16 and not use_bf16("auto", torch.device("cpu")):
                 continue
             rate = measure(cfg, phase["patch"], phase["batch"], bf16, args.seconds)
-            row = {"config": args.config, "phase": phase["name"], "patch": phase["patch"], "batch": phase["batch"],
+            row = {"command": "bench/train_throughput.py", "config": args.config, "phase": phase["name"], "patch": phase["patch"], "batch": phase["batch"],
                    "dtype": "bf16" if bf16 else "fp32", "samples_per_s": round(rate, 1), "loss": cfg["loss"],
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"}
             results.append(row)
