@@ -11,7 +11,7 @@ PAGE = """<!doctype html>
 <title>revamp: before / after</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }}
-figure {{ margin: 0 0 2.5rem; }}
+figure {{ margin: 0 0 2.5rem; width: fit-content; max-width: 100%; }}
 .compare {{ position: relative; display: inline-block; max-width: 100%; line-height: 0; user-select: none; }}
 .compare img {{ max-width: 100%; image-rendering: pixelated; }}
 .compare .before {{ position: absolute; inset: 0; width: 100%; height: 100%; clip-path: inset(0 50% 0 0); }}
