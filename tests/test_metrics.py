@@ -5,15 +5,10 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from revamp.data.degrade import jpeg
 from revamp.metrics import psnr, psnr_b, rgb_to_y, ssim
 
 from conftest import natural_image, shared_path
-
-
-def jpeg_gray(img, q):
-    buf = io.BytesIO()
-    Image.fromarray(img, "L").save(buf, "JPEG", quality=q)
-    return np.asarray(Image.open(buf))
 
 
 def test_psnr_known_value():
@@ -57,7 +52,7 @@ def test_jpeg_rows_reproduce_published_live1_gray_numbers():
     p, s, b = [], [], []
     for f in files:
         clean = np.asarray(Image.open(f))
-        d = jpeg_gray(clean, 20)
+        d = jpeg(clean, 20)
         p.append(psnr(d, clean))
         s.append(ssim(d, clean))
         b.append(psnr_b(d, clean))
@@ -123,7 +118,7 @@ def test_niqe_prefers_clean_to_blocky():
     from revamp.metrics.niqe import niqe
 
     clean = natural_image(288, 384, seed=4)
-    assert niqe(clean) < niqe(jpeg_gray(clean[..., 1], 5))
+    assert niqe(clean) < niqe(jpeg(clean[..., 1], 5))
     with pytest.raises(ValueError, match="at least 96x96"):
         niqe(clean[:50, :50])
 

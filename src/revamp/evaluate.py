@@ -68,7 +68,7 @@ def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
 def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
     """One picture through JPEG, or through a video codec as an intra-coded frame (PyAV), at quantiser q."""
     if kind == "jpeg":
-        return jpeg_gray(img, q) if img.ndim == 2 else jpeg(img, q)
+        return jpeg(img, q)
     from revamp.data.degrade import video_roundtrip
 
     rgb = np.dstack([img] * 3) if img.ndim == 2 else img
@@ -76,15 +76,6 @@ def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
     even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     out = video_roundtrip([even], kind, q)[0][:h, :w]
     return np.round(out.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8) if img.ndim == 2 else out
-
-
-def jpeg_gray(img: np.ndarray, q: int) -> np.ndarray:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(img, "L").save(buf, format="JPEG", quality=q)
-    buf.seek(0)
-    return np.asarray(Image.open(buf))
 
 
 def load_clean(path: Path, gray: bool = False) -> np.ndarray:

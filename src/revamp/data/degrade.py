@@ -15,12 +15,16 @@ SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
 def jpeg(img: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
-    """One JPEG round trip through libjpeg (PIL), IJG quality scale."""
+    """One JPEG round trip through libjpeg (PIL), IJG quality scale. A 2-D array is coded as a
+    one-component (grayscale) JPEG and comes back 2-D; chroma subsampling applies to colour only."""
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=int(quality), subsampling=SUBSAMPLING[subsampling])
+    if img.ndim == 2:
+        Image.fromarray(img, "L").save(buf, format="JPEG", quality=int(quality))
+    else:
+        Image.fromarray(img).save(buf, format="JPEG", quality=int(quality), subsampling=SUBSAMPLING[subsampling])
     buf.seek(0)
     with Image.open(buf) as decoded:
-        return np.asarray(decoded.convert("RGB"))
+        return np.asarray(decoded.convert("L" if img.ndim == 2 else "RGB"))
 
 
 def double_jpeg(img: np.ndarray, q1: int, q2: int, shift: tuple[int, int], subsampling: str = "4:2:0") -> np.ndarray:
