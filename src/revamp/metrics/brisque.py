@@ -19,7 +19,7 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma as G
 
-from revamp.metrics.niqe import _ALPHAS, _R_ALPHA, imresize_matlab, to_gray
+from revamp.metrics.niqe import _ALPHAS, aggd_fit, imresize_matlab, to_gray
 
 # Feature ranges of the LIVE release's `allrange` file (min, max per feature), used by svm-scale.
 ALLRANGE = np.array([
@@ -67,14 +67,6 @@ def _ggd(x: np.ndarray) -> tuple[float, float]:
     return float(_ALPHAS[np.argmin(np.abs(rho - _GGD_R))]), float(sigma_sq)
 
 
-def _aggd(x: np.ndarray) -> tuple[float, float, float]:
-    left, right = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
-    g = left / right
-    r = np.mean(np.abs(x)) ** 2 / np.mean(x**2)
-    r_norm = r * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    return float(_ALPHAS[np.argmin((_R_ALPHA - r_norm) ** 2)]), float(left), float(right)
-
-
 def _window() -> np.ndarray:
     ax = np.arange(7) - 3
     w = np.exp(-(ax[:, None] ** 2 + ax[None] ** 2) / (2 * (7 / 6) ** 2))
@@ -90,7 +82,7 @@ def features(gray: np.ndarray) -> np.ndarray:
         z = (img - mu) / (sigma + 1)
         feats += _ggd(z)
         for shift in ((0, 1), (1, 0), (1, 1), (-1, 1)):
-            alpha, left, right = _aggd(z * np.roll(z, shift, axis=(0, 1)))
+            alpha, left, right = aggd_fit(z * np.roll(z, shift, axis=(0, 1)))
             mean = (right - left) * (G(2 / alpha) / G(1 / alpha)) * np.sqrt(G(1 / alpha) / G(3 / alpha))
             feats += [alpha, mean, left**2, right**2]
         if scale == 0:

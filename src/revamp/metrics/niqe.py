@@ -55,16 +55,22 @@ def imresize_matlab(img: np.ndarray, scale: float) -> np.ndarray:
     return img
 
 
-def _aggd(x: np.ndarray) -> tuple[float, float, float]:
-    """Asymmetric generalised Gaussian fit by moment matching: (alpha, left scale, right scale)."""
+def aggd_fit(x: np.ndarray) -> tuple[float, float, float]:
+    """Asymmetric generalised Gaussian fit by moment matching (the LIVE releases'
+    estimateaggdparam): (alpha, left std, right std). Shared by NIQE and BRISQUE."""
     x = x.ravel()
     left, right = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
     g = left / right
     r = np.mean(np.abs(x)) ** 2 / np.mean(x**2)
     r_norm = r * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    alpha = _ALPHAS[np.argmin((_R_ALPHA - r_norm) ** 2)]
+    return float(_ALPHAS[np.argmin((_R_ALPHA - r_norm) ** 2)]), float(left), float(right)
+
+
+def _aggd(x: np.ndarray) -> tuple[float, float, float]:
+    """NIQE's variant: the two stds turned into AGGD scale parameters."""
+    alpha, left, right = aggd_fit(x)
     c = np.sqrt(G(1 / alpha) / G(3 / alpha))
-    return float(alpha), float(left * c), float(right * c)
+    return alpha, float(left * c), float(right * c)
 
 
 def _block_features(block: np.ndarray) -> list[float]:
