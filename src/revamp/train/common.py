@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from revamp.data.degrade import build_degradation, downscale, jpeg
+from revamp.data.degrade import build_degradation
 from revamp.data.pairs import PairDataset, RangeSampler, list_images, load_rgb, split_train_val, to_tensor
 from revamp.metrics import psnr
 from revamp.tiling import pad_to_multiple
@@ -113,20 +113,15 @@ class ValidationSet:
     """Held-out images, JPEG-compressed at fixed qualities: PSNR gain over the input and LPIPS."""
 
     def __init__(self, files: list[Path], qualities: list[int], scale: int, max_side: int = 512):
-        self.items = []
+        from revamp.evaluate import make_input
+
         self.scale = scale
-        for f in files:
-            clean = load_rgb(f)[:max_side, :max_side]
-            h, w = clean.shape[0] // scale * scale, clean.shape[1] // scale * scale
-            clean = np.ascontiguousarray(clean[:h, :w])
-            small = downscale(clean, scale) if scale > 1 else clean
-            for q in qualities:
-                self.items.append((q, clean, jpeg(small, q)))
+        # (quality, reference, compressed input): the same preparation as `revamp eval`.
+        self.items = [(q, *make_input(load_rgb(f)[:max_side, :max_side], q, scale)) for f in files for q in qualities]
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, bf16: bool) -> dict[str, float]:
-        from PIL import Image
-
+        from revamp.evaluate import bicubic_up
         from revamp.metrics.lpips import get_lpips
 
         lpips_net = get_lpips("alex").to(device)
@@ -141,7 +136,7 @@ class ValidationSet:
             h, w = clean.shape[:2]
             y = (y[:, :, :h, :w].float().clamp(0, 1) * 255).round() / 255
             out = (y[0] * 255).byte().permute(1, 2, 0).cpu().numpy()
-            base = degraded if self.scale == 1 else np.asarray(Image.fromarray(degraded).resize((w, h), Image.Resampling.BICUBIC))
+            base = degraded if self.scale == 1 else bicubic_up(degraded, self.scale)
             gains.setdefault(q, []).append(psnr(out, clean) - psnr(base, clean))
             lpips_values.append(float(lpips_net(y, to_tensor(clean)[None].to(device))[0]))
         model.train(was_training)

@@ -49,7 +49,34 @@ def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None) -> dict
     }
 
 
-class GeneratorTrainer(StageTrainer):
+class GeneratorOutputs(StageTrainer):
+    """Stages that train the generator (1 and 3): validate it, keep the best checkpoint, export."""
+
+    model: UNetGenerator
+
+    def better(self, result: dict, best: dict | None) -> bool:
+        raise NotImplementedError
+
+    def export(self, name: str) -> Path:
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        if self.data.val is None:
+            return
+        result = self.data.val.evaluate(self.model, self.device, self.bf16)
+        self.log.write("val.csv", self.state["step"], {k: round(v, 5) for k, v in result.items()})
+        if self.state["best"] is None or self.better(result, self.state["best"]):
+            self.state["best"] = {"step": self.state["step"], **result}
+            self.export("best")
+        if not self.quiet:
+            gains = " ".join(f"{k[5:]}={v:+.2f}" for k, v in result.items() if k.startswith("gain_q"))
+            tqdm.write(f"{self.stage} step {self.state['step']}: val PSNR gain {result['gain_mean']:+.3f} dB ({gains}), LPIPS {result['lpips']:.4f}")
+
+    def finish(self) -> None:
+        self.export("final")
+
+
+class GeneratorTrainer(GeneratorOutputs):
     stage = "generator"
 
     def __init__(self, cfg: dict, run_dir: Path, device=None, quiet: bool = False, data=None):
@@ -82,30 +109,13 @@ class GeneratorTrainer(StageTrainer):
         self.opt.step()
         return {"loss": float(loss.detach()), **parts}
 
-    def better(self, result: dict, best: dict | None) -> bool:
+    def better(self, result: dict, best: dict) -> bool:
         """Best checkpoint: highest PSNR gain for pixel losses, lowest LPIPS for perceptual ones."""
-        if best is None:
-            return True
         if any(k.startswith("lpips") for k in self.cfg["loss"]):
             return result["lpips"] < best["lpips"]
         return result["gain_mean"] > best["gain_mean"]
-
-    def validate(self) -> None:
-        if self.data.val is None:
-            return
-        result = self.data.val.evaluate(self.model, self.device, self.bf16)
-        self.log.write("val.csv", self.state["step"], {k: round(v, 5) for k, v in result.items()})
-        if self.better(result, self.state["best"]):
-            self.state["best"] = {"step": self.state["step"], **result}
-            self.export("best")
-        if not self.quiet:
-            gains = " ".join(f"{k[5:]}={v:+.2f}" for k, v in result.items() if k.startswith("gain_q"))
-            tqdm.write(f"{self.stage} step {self.state['step']}: val PSNR gain {result['gain_mean']:+.3f} dB ({gains}), LPIPS {result['lpips']:.4f}")
 
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
         save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "generator-pretrain"))
         return path
-
-    def finish(self) -> None:
-        self.export("final")

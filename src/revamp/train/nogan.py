@@ -18,7 +18,7 @@ from revamp.losses import WeightedLoss
 from revamp.models.critic import CriticConfig, PatchCritic
 from revamp.models.files import load_critic, load_model, save_critic, save_model
 from revamp.train.common import StageTrainer
-from revamp.train.generator import recipe
+from revamp.train.generator import GeneratorOutputs, recipe
 
 
 def _critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -91,7 +91,7 @@ class CriticTrainer(StageTrainer):
         save_critic(self.critic, self.run_dir / "critic.safetensors")
 
 
-class GanTrainer(StageTrainer):
+class GanTrainer(GeneratorOutputs):
     """Stage 3: a short GAN phase from the pre-trained generator and critic."""
 
     stage = "gan"
@@ -144,17 +144,8 @@ class GanTrainer(StageTrainer):
         return {"g_loss": float(g_loss.detach()), "adv": float(adv.detach()), "critic_loss": float(c_loss.detach()),
                 "real_acc": real_acc, "fake_acc": fake_acc, **parts}
 
-    def validate(self) -> None:
-        if self.data.val is None:
-            return
-        result = self.data.val.evaluate(self.model, self.device, self.bf16)
-        self.log.write("val.csv", self.state["step"], {k: round(v, 5) for k, v in result.items()})
-        best = self.state["best"]
-        if best is None or result["lpips"] < best["lpips"]:
-            self.state["best"] = {"step": self.state["step"], **result}
-            self.export("best")
-        if not self.quiet:
-            tqdm.write(f"gan step {self.state['step']}: val LPIPS {result['lpips']:.4f}, PSNR gain {result['gain_mean']:+.3f} dB")
+    def better(self, result: dict, best: dict) -> bool:
+        return result["lpips"] < best["lpips"]  # the GAN phase is judged on perception only
 
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
@@ -162,5 +153,3 @@ class GanTrainer(StageTrainer):
         save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra))
         return path
 
-    def finish(self) -> None:
-        self.export("final")
