@@ -53,18 +53,13 @@ def _print_summary(report, outdir: Path) -> int:
 
 
 def cmd_image(args) -> int:
-    from revamp.batch import plan_jobs, run_batch
+    from revamp.batch import BatchReport, plan_jobs, run_batch
 
     outdir = Path(args.output)
     jobs, errors = plan_jobs(args.inputs, outdir, args.format)
     for path, reason in errors:
         print(f"revamp: error: {path}: {reason}", file=sys.stderr)
-    restorer = _restorer(args) if jobs else None
-    report = run_batch(restorer, jobs, args.format, args.overwrite, quiet=args.quiet) if jobs else None
-    if report is None:
-        from revamp.batch import BatchReport
-
-        report = BatchReport()
+    report = run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet) if jobs else BatchReport()
     report.failed = errors + report.failed
     return _print_summary(report, outdir)
 

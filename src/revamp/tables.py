@@ -61,7 +61,7 @@ def build(shared: Path, out_dir: Path, limit: int | None = None, quiet: bool = F
     name, q = TABLE_II
     parts += [f"## Table II: super-resolution plus artifact removal (Set14, JPEG q{q} of the bicubic-downscaled image)", ""]
     for scale in (2, 4):
-        models = [n for n in sr_models if SHIPPED[n].name.endswith(f"{scale}x")]
+        models = [n for n in sr_models if n.endswith(f"{scale}x")]
         if not models:
             parts += [f"x{scale}: no shipped model yet.", ""]
             continue

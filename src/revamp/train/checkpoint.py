@@ -13,11 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from revamp.imageio import write_atomic
 
 
 def save_checkpoint(run_dir: Path, prefix: str, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer], state: dict) -> None:
@@ -41,7 +37,7 @@ def save_checkpoint(run_dir: Path, prefix: str, modules: dict[str, torch.nn.Modu
     save_file(tensors, str(tmp))
     os.replace(tmp, run_dir / f"{prefix}.safetensors")
     # JSON last: a checkpoint counts only once its JSON names the step of the tensors.
-    _atomic_write_text(run_dir / f"{prefix}.json", json.dumps({"state": state, "optimizers": opt_meta}, indent=1))
+    write_atomic(run_dir / f"{prefix}.json", json.dumps({"state": state, "optimizers": opt_meta}, indent=1).encode())
 
 
 def load_checkpoint(run_dir: Path, prefix: str, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
