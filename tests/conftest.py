@@ -31,6 +31,16 @@ def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def write_images(folder: Path, count: int, h: int, w: int) -> Path:
+    """A folder of `count` natural_image PNGs named 0.png, 1.png, ... (seeds 0..count-1)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(natural_image(h, w, seed=i)).save(folder / f"{i}.png")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def restorer():
     from revamp import Restorer

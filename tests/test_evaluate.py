@@ -8,15 +8,12 @@ from PIL import Image
 
 from revamp.cli import main
 
-from conftest import natural_image
+from conftest import natural_image, write_images
 
 
 @pytest.fixture()
 def clean_folder(tmp_path):
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    for i in range(2):
-        Image.fromarray(natural_image(96, 128, seed=i)).save(folder / f"{i}.png")
+    folder = write_images(tmp_path / "clean", 2, 96, 128)
     Image.fromarray(natural_image(96, 128, seed=9)[..., 0], "L").save(folder / "gray.png")
     return folder
 

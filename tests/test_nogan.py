@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from revamp.train.config import load_config
 from revamp.train.pipeline import run_training
 
-from conftest import natural_image
+from conftest import write_images
 
 TINY = {
     "model": {"encoder": "mobilenetv3_small_100", "width": 8},
@@ -34,10 +33,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clean")
-    for i in range(5):
-        Image.fromarray(natural_image(128, 160, seed=i)).save(folder / f"{i}.png")
-    return folder
+    return write_images(tmp_path_factory.mktemp("clean"), 5, 128, 160)
 
 
 def _rows(path: Path) -> list[dict]:

@@ -1,23 +1,18 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from revamp.data.degrade import JpegDegradation, SRDegradation, double_jpeg, jpeg
 from revamp.data.pairs import PairDataset
 from revamp.train.config import load_config
 from revamp.train.generator import GeneratorTrainer
 
-from conftest import natural_image
+from conftest import natural_image, write_images
 
 
 @pytest.fixture()
 def image_folder(tmp_path):
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    for i in range(6):
-        Image.fromarray(natural_image(160, 192, seed=i)).save(folder / f"{i}.png")
-    return folder
+    return write_images(tmp_path / "clean", 6, 160, 192)
 
 
 def tiny_config(folder, **extra):
