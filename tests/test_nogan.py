@@ -94,3 +94,40 @@ def test_torchrun_two_processes(image_folder, tmp_path):
 def test_config_stage_sections_are_merged():
     cfg = load_config(None, {"gan": {"adv_weight": 0.5}})
     assert cfg["gan"]["adv_weight"] == 0.5 and cfg["gan"]["betas"] == [0.0, 0.9]
+
+
+def test_critic_learns_to_tell_subtly_smoothed_patches_from_originals():
+    """The pre-training the critic gets: originals against patches that differ by a few grey
+    levels (a light blur, like a restoration's). It must rank the original above the smoothed
+    patch (pair accuracy: spectral norm keeps logits small, so their sign alone says little)."""
+    import torch.nn.functional as F
+
+    from conftest import natural_image
+    from revamp.models.critic import CriticConfig, PatchCritic
+    from revamp.train.nogan import _critic_loss
+
+    torch.manual_seed(0)
+    big = torch.from_numpy(natural_image(256, 256, seed=7)).permute(2, 0, 1).float() / 255
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+    kernel = (kernel[:, None] * kernel[None, :]).expand(3, 1, 5, 5)
+
+    def batch(n, gen):
+        ys, xs = torch.randint(0, 256 - 32, (2, n), generator=gen)
+        clean = torch.stack([big[:, y : y + 32, x : x + 32] for y, x in zip(ys.tolist(), xs.tolist())])
+        return clean, F.conv2d(F.pad(clean, (2, 2, 2, 2), mode="reflect"), kernel, groups=3)
+
+    critic = PatchCritic(CriticConfig(width=16, dropout=0.0))
+    opt = torch.optim.Adam(critic.parameters(), lr=5e-4, betas=(0.0, 0.9))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        clean, fake = batch(16, gen)
+        loss, _, _ = _critic_loss(critic, clean, fake)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    critic.eval()
+    clean, fake = batch(64, torch.Generator().manual_seed(99))
+    with torch.no_grad():
+        real, fake = critic(clean).mean((1, 2, 3)), critic(fake).mean((1, 2, 3))
+    assert (real > fake).float().mean() > 0.9
+    assert (real - fake).mean() > 0.1

@@ -94,7 +94,7 @@ CRITIC_ARCHITECTURE = "patch-critic"
 
 
 def save_critic(critic, path: str | Path) -> None:
-    """The critic keeps its spectral-norm parametrizations: it is only ever trained further."""
+    """The critic keeps any spectral-norm parametrizations: it is only ever trained further."""
     state = {k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()}
     meta = {"format": FORMAT, "architecture": CRITIC_ARCHITECTURE, "config": json.dumps(critic.config.to_dict()), "revamp_version": __version__}
     path = Path(path)

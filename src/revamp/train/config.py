@@ -23,7 +23,7 @@ DEFAULTS: dict = {
         {"name": "full", "patch": 256, "batch": 4, "steps": 250},
     ],
     # NoGAN stage 2: the critic learns originals vs the pre-trained generator's outputs.
-    "critic": {"model": {"width": 64, "blocks": 3, "dropout": 0.15}, "lr": 1e-4, "warmup": 20,
+    "critic": {"model": {"width": 64, "blocks": 3, "dropout": 0.15, "spectral_norm": True}, "lr": 2e-4, "warmup": 20,
                "phases": [{"name": "critic", "patch": 128, "batch": 16, "steps": 200}]},
     # NoGAN stage 3: short GAN phase; best checkpoint by validation LPIPS.
     "gan": {"lr": 2e-5, "critic_lr": 1e-4, "betas": [0.0, 0.9], "adv_weight": 0.02, "warmup": 20,

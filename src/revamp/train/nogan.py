@@ -65,27 +65,32 @@ class CriticTrainer(StageTrainer):
         return {"critic_loss": float(loss.detach()), "real_acc": real_acc, "fake_acc": fake_acc}
 
     def validate(self) -> None:
-        """Critic accuracy on held-out images (originals vs generator outputs)."""
+        """Critic on held-out images (originals vs generator outputs): how often it scores the
+        original above the restoration (pair accuracy, what the GAN phase's gradient relies on),
+        threshold accuracies, and the mean logit gap."""
         if self.data.val is None:
             return
+        from revamp.data.pairs import to_tensor
+        from revamp.tiling import pad_to_multiple
+
         self.critic.eval()
-        real_acc, fake_acc = [], []
+        rows = []
         with torch.no_grad():
             for _, clean, degraded in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
-                from revamp.data.pairs import to_tensor
-                from revamp.tiling import pad_to_multiple
-
                 x, _, _ = pad_to_multiple(to_tensor(degraded)[None].to(self.device), 32)
                 h, w = clean.shape[:2]
                 fake = self.generator(x)[:, :, :h, :w].float().clamp(0, 1)
-                _, r, f = _critic_loss(self.critic, to_tensor(clean)[None].to(self.device), fake)
-                real_acc.append(r)
-                fake_acc.append(f)
+                real_logit, fake_logit = self.critic(to_tensor(clean)[None].to(self.device)), self.critic(fake)
+                rows.append((float(real_logit.mean()), float(fake_logit.mean()), float((real_logit > 0).float().mean()),
+                             float((fake_logit < 0).float().mean())))
         self.critic.train()
-        result = {"real_acc": sum(real_acc) / len(real_acc), "fake_acc": sum(fake_acc) / len(fake_acc)}
+        n = len(rows)
+        result = {"pair_acc": sum(r > f for r, f, _, _ in rows) / n, "real_acc": sum(r[2] for r in rows) / n,
+                  "fake_acc": sum(r[3] for r in rows) / n, "logit_gap": sum(r - f for r, f, _, _ in rows) / n}
         self.log.write("val.csv", self.state["step"], {k: round(v, 4) for k, v in result.items()})
         if not self.quiet:
-            tqdm.write(f"critic step {self.state['step']}: held-out accuracy real {result['real_acc']:.2f}, generated {result['fake_acc']:.2f}")
+            tqdm.write(f"critic step {self.state['step']}: held-out pair accuracy {result['pair_acc']:.2f} "
+                       f"(real {result['real_acc']:.2f}, generated {result['fake_acc']:.2f}), logit gap {result['logit_gap']:.3f}")
 
     def finish(self) -> None:
         save_critic(self.critic, self.run_dir / "critic.safetensors")

@@ -1,0 +1,1 @@
+"""Video restoration: real files in (PyAV), restored frames out, temporally stabilised."""

@@ -1,0 +1,246 @@
+"""Video files through FFmpeg's libraries (PyAV): decode to RGB with the right colour matrix,
+encode restored RGB back with the input's colour tags, and copy every other stream untouched.
+
+Colour: decoded frames are converted with their own matrix (BT.601/BT.709/...) and range
+(limited/full); untagged ones get what players assume (BT.709 from 720 lines up, else BT.601;
+limited range unless the pixel format is a full-range "yuvj" one). Output frames are converted
+back with the same matrix and range and tagged with them, so colours round-trip.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# FFmpeg's AVColorSpace / AVColorRange numbers (as PyAV reports them).
+SPACE_BT709, SPACE_UNSPECIFIED, SPACE_BT470BG, SPACE_SMPTE170M, SPACE_BT2020 = 1, 2, 5, 6, 9
+RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+_SWS_SPACE = {SPACE_BT709: "itu709", SPACE_BT470BG: "itu601", SPACE_SMPTE170M: "smpte170m", SPACE_BT2020: "bt2020", 7: "smpte240m", 4: "fcc"}
+_SWS_RANGE = {RANGE_LIMITED: "MPEG", RANGE_FULL: "JPEG"}
+
+# --codec -> (encoder, pixel format, quality option, default quality, containers it fits in)
+CODECS = {
+    "h264": ("libx264", "yuv420p", "crf", 18, {".mp4", ".mov", ".mkv"}),
+    "h265": ("libx265", "yuv420p", "crf", 20, {".mp4", ".mov", ".mkv"}),
+    "ffv1": ("ffv1", "yuv420p", None, None, {".mkv", ".avi"}),
+    "prores": ("prores_ks", "yuv422p10le", None, None, {".mov", ".mkv"}),
+}
+
+
+class VideoError(Exception):
+    """A problem with a video file, reported to the user as one line."""
+
+
+@dataclass
+class VideoInfo:
+    """What the output must keep from the input's video stream."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate (None when unknown)
+    frames: int  # frame count from the container (0 when unknown)
+    duration_s: float | None
+    colorspace: int
+    color_range: int
+    color_primaries: int
+    color_trc: int
+    sample_aspect_ratio: Fraction | None
+    rotation: int  # display rotation in degrees, counter-clockwise
+    interlaced: bool
+    codec: str
+    container_metadata: dict = field(default_factory=dict)
+
+
+def open_input(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    try:
+        container = av.open(str(path), "r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: not a readable video file ({exc.strerror or exc})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: has no video stream")
+    return container
+
+
+def _guess_colorspace(space: int, height: int) -> int:
+    if space in _SWS_SPACE:
+        return space
+    return SPACE_BT709 if height >= 720 else SPACE_SMPTE170M
+
+
+def _guess_range(color_range: int, pix_fmt: str | None) -> int:
+    if color_range in (RANGE_LIMITED, RANGE_FULL):
+        return color_range
+    return RANGE_FULL if pix_fmt and pix_fmt.startswith("yuvj") else RANGE_LIMITED
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Reads the stream header and the first frame (for colour tags and rotation)."""
+    with open_input(path) as container:
+        return _probe(container)
+
+
+def _probe(container) -> VideoInfo:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    first = None
+    try:
+        for frame in container.decode(stream):
+            first = frame
+            break
+    except av.error.FFmpegError:
+        pass
+    height = ctx.height
+    pix_fmt = ctx.format.name if ctx.format else None
+    space = first.colorspace if first is not None else ctx.colorspace
+    crange = first.color_range if first is not None else ctx.color_range
+    duration = float(stream.duration * stream.time_base) if stream.duration else (
+        container.duration / av.time_base if container.duration else None)
+    return VideoInfo(
+        width=ctx.width, height=height, time_base=stream.time_base,
+        rate=stream.average_rate or stream.guessed_rate, frames=stream.frames or 0, duration_s=duration,
+        colorspace=_guess_colorspace(int(space), height), color_range=_guess_range(int(crange), pix_fmt),
+        color_primaries=int(ctx.color_primaries), color_trc=int(ctx.color_trc),
+        sample_aspect_ratio=stream.sample_aspect_ratio,
+        rotation=int(first.rotation) if first is not None else 0,
+        interlaced=bool(first is not None and first.interlaced_frame), codec=ctx.name,
+        container_metadata=dict(container.metadata),
+    )
+
+
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
+    rgb = frame.reformat(format="rgb24", src_colorspace=_SWS_SPACE[info.colorspace],
+                         src_color_range=_SWS_RANGE[info.color_range], interpolation="BICUBIC")
+    return rgb.to_ndarray()
+
+
+def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format=pix_fmt, dst_colorspace=_SWS_SPACE[info.colorspace],
+                          dst_color_range=_SWS_RANGE[info.color_range], interpolation="BICUBIC")
+
+
+@dataclass
+class DecodeReport:
+    frames: int = 0
+    damaged_packets: int = 0
+    corrupt_frames: int = 0
+    stopped_early: str | None = None  # why demuxing ended before the end of the file
+
+    def problems(self) -> str | None:
+        parts = []
+        if self.damaged_packets:
+            parts.append(f"{self.damaged_packets} damaged packet(s) skipped")
+        if self.corrupt_frames:
+            parts.append(f"{self.corrupt_frames} frame(s) decoded with errors")
+        if self.stopped_early:
+            parts.append(f"reading stopped early: {self.stopped_early}")
+        return "; ".join(parts) or None
+
+
+def _deinterlacer(stream, method: str):
+    """FFmpeg's bwdif or yadif through a PyAV filter graph, one output frame per input frame."""
+    graph = av.filter.Graph()
+    src = graph.add_buffer(template=stream)
+    deint = graph.add(method, "mode=send_frame:parity=auto:deint=all")
+    sink = graph.add("buffersink")
+    src.link_to(deint)
+    deint.link_to(sink)
+    graph.configure()
+    return graph
+
+
+def decode_frames(container, report: DecodeReport, deinterlace: str | None = None) -> Iterator[av.VideoFrame]:
+    """Every frame that decodes, in display order; damage is counted in ``report``, not raised."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    graph = _deinterlacer(stream, deinterlace) if deinterlace else None
+
+    def emit(frame):
+        if frame.is_corrupt:
+            report.corrupt_frames += 1
+        if graph is None:
+            report.frames += 1
+            yield frame
+            return
+        graph.push(frame)
+        yield from _drain(graph, report, stream.time_base)
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:
+            report.stopped_early = str(exc.strerror or exc)
+            break
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            report.damaged_packets += 1
+            continue
+        for frame in frames:
+            yield from emit(frame)
+    if graph is not None:
+        graph.push(None)
+        yield from _drain(graph, report, stream.time_base)
+
+
+def _drain(graph, report: DecodeReport, time_base: Fraction) -> Iterator[av.VideoFrame]:
+    while True:
+        try:
+            frame = graph.pull()
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return
+        # bwdif/yadif count in fields (half the time base): back to the stream's time base.
+        if frame.pts is not None and frame.time_base and frame.time_base != time_base:
+            frame.pts = round(frame.pts * frame.time_base / time_base)
+            frame.duration = round(frame.duration * frame.time_base / time_base) if frame.duration else 0
+            frame.time_base = time_base
+        report.frames += 1
+        yield frame
+
+
+def check_output(path: Path, codec: str) -> None:
+    if codec not in CODECS:
+        raise VideoError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
+    suffixes = CODECS[codec][4]
+    if path.suffix.lower() not in suffixes:
+        raise VideoError(f"{path.name}: {codec} needs a {' or '.join(sorted(suffixes))} file")
+
+
+def open_encoder_stream(container, codec: str, quality: int | None, info: VideoInfo, width: int, height: int):
+    """A video stream in ``container`` that encodes at the input's time base and colour tags."""
+    encoder, pix_fmt, quality_option, default_quality, _ = CODECS[codec]
+    stream = container.add_stream(encoder, rate=info.rate or Fraction(25))
+    ctx = stream.codec_context
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
+    ctx.time_base = stream.time_base = info.time_base
+    ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+    ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
+    if info.sample_aspect_ratio:
+        ctx.sample_aspect_ratio = info.sample_aspect_ratio
+    options = {}
+    if quality_option:
+        options[quality_option] = str(default_quality if quality is None else quality)
+    if codec == "h265":
+        options["x265-params"] = "log-level=error"
+    if codec == "prores":
+        options["profile"] = "3"  # ProRes 422 HQ
+    if codec == "ffv1":
+        options.update({"level": "3", "g": "1", "slicecrc": "1"})
+    ctx.options = options
+    return stream
+
+
+def frame_rate_of(info: VideoInfo) -> Fraction:
+    return info.rate or Fraction(25)

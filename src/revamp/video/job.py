@@ -1,0 +1,291 @@
+"""`revamp video`: restore a video file, resumably.
+
+The job decodes every frame, restores it (tiled when large), stabilises it against the previous
+one and encodes it into segment files of ``segment_frames`` frames in a work folder beside the
+output (``.NAME.revamp-work/``). Each finished segment is renamed into place, so an interrupted
+job resumes at the first unfinished segment; the stabiliser restarts at every segment boundary,
+which makes a resumed job produce exactly the frames of an uninterrupted one. At the end the
+segments' packets and every audio and subtitle packet of the input (copied, not re-encoded) are
+interleaved into a temporary file that is renamed to the output.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from revamp.video.io import (
+    CODECS,
+    DecodeReport,
+    VideoError,
+    VideoInfo,
+    check_output,
+    decode_frames,
+    frame_to_rgb,
+    open_encoder_stream,
+    open_input,
+    probe,
+    rgb_to_frame,
+)
+from revamp.video.stabilize import TemporalStabilizer
+
+COPIED_STREAM_TYPES = ("audio", "subtitle")
+
+
+@dataclass
+class VideoOptions:
+    codec: str = "h264"
+    quality: int | None = None  # CRF for h264/h265; None: the codec's default
+    deinterlace: str | None = None  # None, "bwdif" or "yadif"
+    stabilize: float = 0.5  # stabiliser strength; 0 turns it off
+    segment_frames: int = 240
+
+
+@dataclass
+class VideoReport:
+    frames: int = 0
+    restored_frames: int = 0  # frames restored in this run (fewer when resuming)
+    copied_streams: list[str] = field(default_factory=list)
+    damage: str | None = None
+
+
+def _job_signature(src: Path, model_file: Path, options: VideoOptions) -> dict:
+    st = src.stat()
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    return {"input": str(src.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "model_sha256": digest,
+            **asdict(options)}
+
+
+def _prepare_work_dir(work: Path, signature: dict, resume: bool) -> None:
+    job_file = work / "job.json"
+    if work.exists():
+        previous = json.loads(job_file.read_text()) if job_file.is_file() else None
+        if resume and previous == signature:
+            return
+        if resume and previous is not None:
+            changed = sorted(k for k in signature if previous.get(k) != signature[k])
+            raise VideoError(f"cannot resume: {', '.join(changed)} changed since the job started (drop --resume to start over)")
+        shutil.rmtree(work)  # our own leftovers from an earlier, different job
+    work.mkdir(parents=True)
+    job_file.write_text(json.dumps(signature, indent=1))
+
+
+def _segment_path(work: Path, index: int) -> Path:
+    return work / f"segment-{index:06d}.nut"
+
+
+class _SegmentWriter:
+    """Encodes frames into one segment file, renamed into place when complete."""
+
+    def __init__(self, path: Path, options: VideoOptions, info: VideoInfo, width: int, height: int):
+        self.path, self.tmp = path, path.with_suffix(".part")
+        self.container = av.open(str(self.tmp), "w", format="nut")
+        self.stream = open_encoder_stream(self.container, options.codec, options.quality, info, width, height)
+        self.pix_fmt, self.info = CODECS[options.codec][1], info
+        self.first_pts: int | None = None
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray, pts: int, duration: int | None) -> None:
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.frames += 1
+        frame = rgb_to_frame(rgb, self.pix_fmt, self.info)
+        frame.pts, frame.time_base = pts, self.info.time_base
+        if duration:
+            frame.duration = duration
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+        # The NUT muxer shifts timestamps to avoid negative dts; the first pts undoes that shift.
+        self.path.with_suffix(".json").write_text(json.dumps({"first_pts": self.first_pts, "frames": self.frames}))
+        os.replace(self.tmp, self.path)
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOptions | None = None, resume: bool = False,
+                  overwrite: bool = False, quiet: bool = False) -> VideoReport:
+    src, dst, options = Path(src), Path(dst), options or VideoOptions()
+    check_output(dst, options.codec)
+    if dst.exists() and not overwrite:
+        raise VideoError(f"{dst} exists (--overwrite replaces it)")
+    if options.deinterlace not in (None, "bwdif", "yadif"):
+        raise VideoError(f"unknown deinterlacer {options.deinterlace!r}: use bwdif or yadif")
+    info = probe(src)
+    container = open_input(src)
+    try:
+        work = dst.parent / f".{dst.name}.revamp-work"
+        _prepare_work_dir(work, _job_signature(src, restorer.model_path, options), resume)
+        report = VideoReport()
+        decode = DecodeReport()
+        end_s = _restore_segments(container, info, work, restorer, options, decode, report, quiet)
+        if decode.stopped_early is None and info.duration_s and end_s < info.duration_s - 1.5 / float(info.rate or 25):
+            decode.stopped_early = f"the video stops at {end_s:.2f} s of the {info.duration_s:.2f} s the file declares (truncated?)"
+        report.frames, report.damage = decode.frames, decode.problems()
+        if decode.frames == 0:
+            raise VideoError(f"{src}: no video frame could be decoded")
+    finally:
+        container.close()
+    report.copied_streams = _mux(src, dst, work, info, -(-decode.frames // options.segment_frames))
+    shutil.rmtree(work)
+    return report
+
+
+def _restore_segments(container, info: VideoInfo, work: Path, restorer, options: VideoOptions, decode: DecodeReport,
+                      report: VideoReport, quiet: bool) -> float:
+    """Restores every segment not yet on disk; returns the end time of the last decoded frame (s)."""
+    scale = restorer.scale
+    stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
+    deinterlace = options.deinterlace
+    total = info.frames or (round(info.duration_s * float(info.rate)) if info.duration_s and info.rate else None)
+    bar = tqdm(total=total, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
+    writer: _SegmentWriter | None = None
+    step = round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
+    last_pts, end_s = None, 0.0
+    try:
+        for index, frame in enumerate(decode_frames(container, decode, deinterlace)):
+            segment, offset = divmod(index, options.segment_frames)
+            pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1  # keep timestamps strictly increasing for the muxer
+            last_pts = pts
+            end_s = float((pts + (frame.duration or step)) * info.time_base)
+            if _segment_path(work, segment).exists():
+                bar.update()
+                continue
+            if offset == 0:
+                if writer is not None:
+                    writer.close()
+                writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width * scale, frame.height * scale)
+                if stabilizer:
+                    stabilizer.reset()
+            rgb_in = frame_to_rgb(frame, info)
+            restored = restorer.restore_rgb(rgb_in.astype(np.float32) / 255)
+            if stabilizer:
+                restored = stabilizer(rgb_in, restored)
+            writer.write(_to_uint8(restored), pts, frame.duration)
+            report.restored_frames += 1
+            bar.update()
+        if writer is not None:
+            writer.close()
+            writer = None
+        return end_s
+    finally:
+        bar.close()
+        if writer is not None:  # interrupted: drop the unfinished segment, keep the finished ones
+            writer.container.close()
+            writer.tmp.unlink(missing_ok=True)
+
+
+def _timed(packets, source: int):
+    """(seconds, source, n, packet) for heapq.merge: packets of all sources in decoding-time order."""
+    for n, packet in enumerate(packets):
+        if packet.dts is None and packet.pts is None:
+            continue  # demuxer flush packets
+        ts = packet.dts if packet.dts is not None else packet.pts
+        yield float(ts * packet.time_base), source, n, packet
+
+
+def _segment_packets(work: Path, count: int, time_base: Fraction):
+    """The video packets of all segments in decoding order, with decoding timestamps rebuilt."""
+    for index in range(count):
+        path = _segment_path(work, index)
+        if not path.exists():
+            raise VideoError(f"segment {index} is missing from {work}")
+        first_pts = json.loads(path.with_suffix(".json").read_text())["first_pts"]
+        with av.open(str(path)) as seg:  # open while its packets are in use: they point into its buffers
+            packets = [p for p in seg.demux(seg.streams.video[0]) if p.pts is not None]
+            tb = packets[0].time_base
+            shift = min(p.pts for p in packets) - round(first_pts * time_base / tb)
+            for p in packets:
+                p.pts -= shift
+            _set_dts(packets)
+            yield from packets
+
+
+def _set_dts(packets: list) -> None:
+    """NUT keeps no negative dts (B-frame delay at a segment's start), so rebuild them: with
+    reorder depth d, packet i decodes at the (i - d)-th presentation time, which keeps dts
+    increasing and never after pts."""
+    ordered = sorted(p.pts for p in packets)
+    rank = {pts: i for i, pts in enumerate(ordered)}
+    depth = max((rank[p.pts] - i for i, p in enumerate(packets)), default=0)
+    gap = min((b - a for a, b in zip(ordered, ordered[1:])), default=1)
+    for i, p in enumerate(packets):
+        p.dts = ordered[i - depth] if i >= depth else ordered[0] - (depth - i) * gap
+
+
+def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int) -> list[str]:
+    """Interleaves the restored video with the input's audio and subtitle packets into ``dst``."""
+    tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
+    copied: list[str] = []
+    try:
+        with av.open(str(src)) as inp, av.open(str(_segment_path(work, 0))) as first, av.open(str(tmp), "w") as out:
+            video = out.add_stream_from_template(first.streams.video[0])
+            video.time_base = info.time_base
+            if info.rotation:
+                video.set_display_rotation(info.rotation)
+            video.metadata.update(inp.streams.video[0].metadata)
+            out.metadata.update(info.container_metadata)
+            streams = {}
+            for s in inp.streams:
+                if s.type not in COPIED_STREAM_TYPES:
+                    continue
+                name = s.codec_context.name if s.codec_context else s.type
+                if out.supported_codecs and name not in out.supported_codecs:
+                    raise VideoError(f"{dst.suffix} files cannot hold the input's {name} {s.type} stream; use .mkv")
+                streams[s.index] = out.add_stream_from_template(s)
+                streams[s.index].metadata.update(s.metadata)
+                copied.append(f"{s.type} ({name})")
+            sources = [_timed(_segment_packets(work, segments, info.time_base), 0)]
+            if streams:
+                sources.append(_timed(_safe_demux(inp, [inp.streams[i] for i in streams]), 1))
+            last_dts = None
+            for _, source, _, packet in heapq.merge(*sources, key=lambda item: item[:2]):
+                if source == 0:
+                    last_dts = _monotonic_dts(packet, last_dts)
+                    packet.stream = video
+                else:
+                    packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return copied
+
+
+def _safe_demux(container, streams):
+    """Demuxes until the end or the first unreadable packet (a truncated file keeps what it has)."""
+    packets = container.demux(streams)
+    while True:
+        try:
+            yield next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError:
+            return
+
+
+def _monotonic_dts(packet, last: int | None) -> int | None:
+    """Segments are encoded separately; where B-frame delays overlap at a boundary, nudge dts up."""
+    if packet.dts is None:
+        return last
+    if last is not None and packet.dts <= last:
+        packet.dts = last + 1
+    return packet.dts
