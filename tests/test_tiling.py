@@ -60,3 +60,17 @@ def test_tiled_matches_whole_with_the_default_model(restorer):
     seam_cols = np.concatenate([diff[:, b - 2 : b + 2] for b in borders], axis=1)
     assert seam_cols.mean() <= diff.mean() * 3 + 0.5
     assert np.percentile(diff, 99.9) <= 8
+
+
+def test_restoring_in_place_gives_the_same_picture():
+    """The batch path restores big pictures over their own buffer (no second full-size array)."""
+    rng = np.random.default_rng(3)
+    image = rng.random((300, 410, 3), dtype=np.float32)
+
+    def run(x):  # a neighbourhood operation, so tiles really read their overlaps
+        return torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+    expected = restore_tiled(run, torch.from_numpy(image.copy()).permute(2, 0, 1), tile=128, overlap=32).transpose(1, 2, 0)
+    buffer = image.copy()
+    got = restore_tiled(run, torch.from_numpy(buffer).permute(2, 0, 1), tile=128, overlap=32, dest=buffer)
+    assert got is buffer and np.array_equal(got, expected)

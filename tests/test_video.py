@@ -193,3 +193,22 @@ def test_bad_inputs_give_one_line_errors(tmp_path, identity, capsys, case):
         assert out.read_bytes() == b"mine"
     elif case != "missing":
         assert not out.exists()
+
+
+def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it():
+    from revamp.metrics.temporal import tof, warping_error
+    from revamp.video.stabilize import TemporalStabilizer
+
+    refs = moving_frames(8, 96, 128, seed=4)
+    rng = np.random.default_rng(0)
+    # Per-frame "restorations" that flicker: independent noise on every frame.
+    noisy = [np.clip(r.astype(np.float32) / 255 + rng.normal(0, 0.03, r.shape), 0, 1).astype(np.float32) for r in refs]
+    to8 = lambda x: (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    assert warping_error(refs, refs) < 0.05  # the references themselves are consistent
+    flicker = warping_error([to8(x) for x in noisy], refs)
+    assert flicker > 1.0
+    stabilizer = TemporalStabilizer(0.5)
+    stable = [to8(stabilizer(r, x)) for r, x in zip(refs, noisy)]
+    assert warping_error(stable, refs) < 0.6 * flicker
+    assert np.mean([psnr(s, r) for s, r in zip(stable, refs)]) > np.mean([psnr(to8(x), r) for x, r in zip(noisy, refs)])
+    assert tof(refs, refs) == 0.0

@@ -73,7 +73,7 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
                 if tiles > 1:
                     bar.set_postfix_str(f"{job.source.name[-30:]} tile {done[0]}/{tiles}")
 
-            out = restorer.restore_picture(pic, on_tile)
+            out = restorer.restore_picture(pic, on_tile, inplace=True)  # pic is not needed afterwards
             save_image(out, job.target, fmt)
             report.done.append(job.source)
         except ImageReadError as exc:

@@ -35,13 +35,13 @@ def _restorer(args):
     from revamp.restorer import Restorer
 
     try:
-        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap)
+        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap, backend=args.backend)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
 
 
-def _print_summary(report, outdir: Path) -> int:
-    parts = [f"{len(report.done)} restored"]
+def _print_summary(report, outdir: Path, prefix: str = "") -> int:
+    parts = [f"{prefix}{len(report.done)} restored"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite replaces it)")
     if report.failed:
@@ -57,11 +57,16 @@ def cmd_image(args) -> int:
 
     outdir = Path(args.output)
     jobs, errors = plan_jobs(args.inputs, outdir, args.format)
+    # Under torchrun every process plans the same sorted job list and takes every WORLD_SIZE-th
+    # job from its RANK: each file is restored exactly once, with no communication needed.
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        jobs, errors = jobs[rank::world], errors if rank == 0 else []
     for path, reason in errors:
         print(f"revamp: error: {path}: {reason}", file=sys.stderr)
-    report = run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet) if jobs else BatchReport()
+    report = run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet or rank > 0) if jobs else BatchReport()
     report.failed = errors + report.failed
-    return _print_summary(report, outdir)
+    return _print_summary(report, outdir, f"rank {rank}/{world}: " if world > 1 else "")
 
 
 def cmd_video(args) -> int:
@@ -153,9 +158,69 @@ def _eval_video(args, models, degradations, data: Path) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    from revamp.bench import ENCODERS, SIZES, available_backends, bench_markdown, run_bench
+
+    encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
+    backends = args.backends.split(",") if args.backends else available_backends()
+    unknown = sorted(set(backends) - set(available_backends()))
+    if unknown:
+        raise CliError(f"backend(s) not available here: {', '.join(unknown)} (have {', '.join(available_backends())})")
+
+    def progress(row):
+        if not args.quiet:
+            print(f"  {row['encoder']:24s} {row['backend']:12s} {row['size']:>9s}: {row['s_per_frame']:.3f} s/frame", file=sys.stderr)
+
+    report = run_bench(encoders, args.sizes.split(","), backends, width=args.width, runs=args.runs, tile=args.tile, progress=progress)
+    report["command"] = (f"revamp bench --encoders {','.join(encoders)} --sizes {args.sizes} --backends {','.join(backends)} "
+                         f"--width {args.width} --runs {args.runs} --tile {args.tile}")
+    print(bench_markdown(report))
+    if args.json:
+        from revamp.imageio import write_atomic
+
+        write_atomic(args.json, (json.dumps(report, indent=1) + "\n").encode())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from revamp.export import describe, export_onnx, max_difference
+    from revamp.models.files import ModelFileError
+    from revamp.registry import resolve_model
+
+    try:
+        path = resolve_model(args.model)
+        out = export_onnx(path, args.output, opset=args.opset)
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    info = describe(out)
+    if args.check:
+        from revamp.imageio import read_image
+
+        picture = read_image(args.check)
+        check = (picture.rgb[:512, :512] * 255 + 0.5).astype("uint8")
+    else:  # a smooth picture with hard edges, the kind of content compression damages
+        import numpy as np
+
+        yy, xx = np.mgrid[0:256, 0:256]
+        check = np.stack([(xx + yy) // 2, 128 + 100 * np.sin(xx / 9.0) * np.cos(yy / 13.0), (xx // 32 % 2) * 255], axis=2).astype("uint8")
+    diff = max_difference(path, out, check)
+    print(f"revamp: wrote {out} (opset {info['opset']}, input {info['inputs'][0]}); "
+          f"max |torch - onnxruntime| on [0, 1] outputs: {diff:.1e}", file=sys.stderr)
+    return 0 if diff < 1e-3 else 1
+
+
 def cmd_tables(args) -> int:
     from revamp.tables import build
 
+    if args.bench_only:
+        from revamp.imageio import write_atomic
+        from revamp.tables import refresh_bench_section
+
+        write_atomic(args.out, refresh_bench_section(Path(args.out)).encode())
+        print(f"revamp: rebuilt the benchmark section of {args.out}", file=sys.stderr)
+        return 0
     shared = Path(args.shared)
     if not (shared / "data" / "eval").is_dir():
         raise CliError(f"{shared}/data/eval not found: the tables need the evaluation sets (--shared DIR)")
@@ -208,6 +273,8 @@ def _add_inference_options(p: argparse.ArgumentParser, model: bool = True) -> No
     p.add_argument("--tile", type=int, default=512, help="tile size in input pixels, a multiple of 32 (default 512)")
     p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--backend", default="torch", choices=["auto", "torch", "torch-bf16", "onnxruntime"],
+                   help="inference engine (default torch; auto: the fastest measured on this kind of machine)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -266,8 +333,29 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--out", default="docs/results.md", help="Markdown file to write (default docs/results.md)")
     tables.add_argument("--work", default="results/tables", help="folder for the per-image CSVs")
     tables.add_argument("--limit", type=int, help="only the first N images of each set (a quick check)")
+    tables.add_argument("--bench-only", action="store_true", help="only rebuild the benchmark section from docs/bench/*.json")
     tables.add_argument("-q", "--quiet", action="store_true")
     tables.set_defaults(func=cmd_tables)
+
+    bench = sub.add_parser("bench", help="seconds per frame for each encoder, backend and frame size, side by side")
+    bench.add_argument("--encoders", help="comma list (default: mobilenetv3_small_100,mobilenetv3_large_100,resnet34)")
+    bench.add_argument("--sizes", default="640x360,1280x720,1920x1080", help="comma list of WxH (default 640x360,1280x720,1920x1080)")
+    bench.add_argument("--backends", help="comma list of torch, torch-bf16, onnxruntime (default: all available)")
+    bench.add_argument("--width", type=int, default=32, help="decoder width, the same for every encoder (default 32, as shipped)")
+    bench.add_argument("--runs", type=int, default=3, help="timed runs per configuration, after one warm-up (default 3)")
+    bench.add_argument("--tile", type=int, default=512, help="tile size, as for revamp image/video (default 512)")
+    bench.add_argument("--json", help="also write the results to this JSON file")
+    bench.add_argument("-q", "--quiet", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+
+    export = sub.add_parser("export", help="export a model for other runtimes")
+    esub = export.add_subparsers(dest="format", required=True)
+    onnx = esub.add_parser("onnx", help="ONNX (dynamic batch, height and width), checked against torch with onnxruntime")
+    onnx.add_argument("--model", default="default", help="shipped model name or .safetensors file")
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    onnx.add_argument("--check", metavar="IMAGE", help="compare torch and onnxruntime on this image (default: a synthetic picture)")
+    onnx.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="restore the bundled samples and write a before/after page")
     demo.add_argument("--input", default="samples", help="folder of compressed pictures (default samples/)")

@@ -124,7 +124,8 @@ def _exif_without_orientation(exif: Image.Exif | None) -> bytes | None:
 
 def _from_array(arr: np.ndarray, bits: int, icc, exif, gray: bool) -> Picture:
     scale = 65535.0 if bits == 16 else 255.0
-    arr = arr.astype(np.float32) / scale
+    arr = arr.astype(np.float32)
+    arr /= scale  # in place: a 48-MP picture is 576 MB in float32
     alpha = None
     if arr.ndim == 3 and arr.shape[2] == 4:
         arr, alpha = arr[..., :3], arr[..., 3]
@@ -178,13 +179,19 @@ def output_suffix(fmt: str) -> str:
     return OUTPUT_FORMATS[fmt]
 
 
-def _quantise(arr: np.ndarray, bits: int) -> np.ndarray:
-    """[0, 1] floats to rounded integers; in place on the (temporary) float array to spare memory."""
+def _quantise(planes: list[np.ndarray], bits: int, rows: int = 256) -> np.ndarray:
+    """[0, 1] float planes to one H x W x C array of rounded integers, a band of rows at a time,
+    so a big picture needs no full-size float temporary."""
     top = 65535 if bits == 16 else 255
-    np.clip(arr, 0, 1, out=arr)
-    arr *= top
-    arr += 0.5
-    return arr.astype(np.uint16 if bits == 16 else np.uint8)
+    h, w = planes[0].shape
+    out = np.empty((h, w, len(planes)), dtype=np.uint16 if bits == 16 else np.uint8)
+    for r in range(0, h, rows):
+        band = np.stack([p[r : r + rows] for p in planes], axis=2)
+        np.clip(band, 0, 1, out=band)
+        band *= top
+        band += 0.5
+        out[r : r + rows] = band
+    return out
 
 
 def encode_image(pic: Picture, fmt: str) -> bytes:
@@ -197,7 +204,7 @@ def encode_image(pic: Picture, fmt: str) -> bytes:
     keep_alpha = pic.alpha is not None and fmt != "jpg"
     if keep_alpha:
         planes.append(pic.alpha)
-    arr = _quantise(np.stack(planes, axis=2), bits)
+    arr = _quantise(planes, bits)
     if bits == 16:
         return _encode_16bit(arr, fmt, pic.icc_profile)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]

@@ -20,6 +20,30 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+BACKENDS = ("torch", "torch-bf16", "onnxruntime")
+
+
+def pick_backend(backend: str, device: torch.device) -> str:
+    """``auto``: the fastest backend measured on this kind of machine (docs/results.md, `revamp bench`)."""
+    if backend == "auto":
+        if device.type != "cpu":
+            return "torch"
+        from revamp.train.common import cpu_has_bf16_units
+
+        return "torch-bf16" if cpu_has_bf16_units() else "onnxruntime" if _has_onnxruntime() else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use auto, {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and device.type != "cpu":
+        raise ValueError("the onnxruntime backend runs on the CPU: use --device cpu")
+    return backend
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 class Restorer:
     """Restores images with a generator model.
 
@@ -28,35 +52,50 @@ class Restorer:
     processed in overlapping tiles, so memory stays bounded for any size.
     """
 
-    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64):
+    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch"):
         self.device = pick_device(device)
         self.model_path: Path = resolve_model(model)
         self.model, self.metadata = load_model(self.model_path, self.device)
         self.scale: int = self.model.config.scale
         self.tile, self.tile_overlap = tile, tile_overlap
-        if self.device.type == "cpu":
+        self.backend = pick_backend(backend, self.device)
+        self.onnx = None
+        if self.backend == "onnxruntime":
+            from revamp.export import OnnxRunner, cached_onnx
+
+            self.onnx = OnnxRunner(cached_onnx(self.model_path))
+        elif self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.onnx is not None:
+            return self.onnx(x).clamp_(0, 1)
         x = x.to(self.device)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x).clamp_(0, 1)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.backend == "torch-bf16"):
+            y = self.model(x)
+        return y.float().clamp_(0, 1)
 
     def tile_count(self, width: int, height: int) -> int:
         from revamp.tiling import tile_windows
 
         return len(tile_windows(height, width, self.tile, self.tile_overlap, self.model.size_multiple))
 
-    def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
-        """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32."""
+    def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False) -> np.ndarray:
+        """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32. ``inplace`` (scale 1) writes
+        the result over ``rgb``: a big picture then needs no second full-size buffer."""
         image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time
-        out = restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile)
-        return out.transpose(1, 2, 0)
+        h, w = rgb.shape[:2]
+        if inplace and self.scale == 1 and rgb.dtype == np.float32 and rgb.flags.c_contiguous and rgb.flags.writeable:
+            dest = rgb
+        else:
+            dest = np.empty((h * self.scale, w * self.scale, 3), dtype=np.float32)
+        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile, dest)
 
-    def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None) -> Picture:
-        rgb = self.restore_rgb(pic.rgb, on_tile)
+    def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False) -> Picture:
+        rgb = self.restore_rgb(pic.rgb, on_tile, inplace)
         alpha = pic.alpha
         if alpha is not None and self.scale > 1:
             h, w = alpha.shape

@@ -90,11 +90,28 @@ def build(shared: Path, out_dir: Path, limit: int | None = None, quiet: bool = F
     return "\n".join(parts) + "\n"
 
 
+BENCH_HEADING = "## Benchmarks"
+
+
 def _bench_sections(folder: Path) -> list[str]:
-    lines = ["## Benchmarks", ""]
+    """Speed and memory: `revamp bench` reports as tables, other benchmark JSONs as they are."""
+    from revamp.bench import bench_markdown
+
+    lines = [BENCH_HEADING, ""]
     found = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not found:
         return lines + ["No benchmark results in docs/bench/ yet.", ""]
     for path in found:
-        lines += [f"`{path.name}`:", "", "```json", json.dumps(json.loads(path.read_text()), indent=1), "```", ""]
+        report = json.loads(path.read_text())
+        if "results" in report:
+            lines += [f"### `{report.get('command', 'revamp bench')}` ({path.name})", "", bench_markdown(report)]
+        else:
+            lines += [f"`{path.name}`:", "", "```json", json.dumps(report, indent=1), "```", ""]
     return lines
+
+
+def refresh_bench_section(results_md: Path, folder: Path = Path("docs/bench")) -> str:
+    """docs/results.md with only its benchmark section rebuilt from docs/bench/ (no evaluation rerun)."""
+    text = results_md.read_text() if results_md.is_file() else "# Results\n"
+    head = text.split(BENCH_HEADING)[0].rstrip("\n")
+    return head + "\n\n" + "\n".join(_bench_sections(folder)) + "\n"

@@ -67,32 +67,59 @@ def restore_tiled(
     overlap: int = 64,
     multiple: int = 32,
     on_tile: Callable[[], None] | None = None,
+    dest: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Restore a (C, H, W) float image in [0, 1]; returns (C, H*scale, W*scale) float32 numpy.
+    """Restore a (C, H, W) float image in [0, 1]; returns (C, H*scale, W*scale) float32 numpy, or
+    fills ``dest``, an (H*scale, W*scale, C) float32 array, and returns it.
 
     ``run`` maps a (1, C, h, w) tensor, h and w multiples of ``multiple``, to
     (1, C, h*scale, w*scale). The input may stay on the CPU: only one tile at a
-    time is converted and moved.
+    time is converted and moved. Tiles go row by row and only the current row of tiles is
+    blended in a float32 band; rows are written out as soon as no later tile touches them. So
+    ``dest`` may be the input itself (scale 1, ``image`` a view of it): rows are overwritten only
+    once no later tile reads them, and a big picture needs no second full-size buffer.
     """
     c, h, w = image.shape
     windows = tile_windows(h, w, tile, overlap, multiple)
-    if len(windows) == 1:
-        x, ph, pw = pad_to_multiple(image[None], multiple)
-        y = run(x)[0, :, : h * scale, : w * scale]
-        if on_tile:
-            on_tile()
-        return y.float().cpu().numpy()
-    out = np.zeros((c, h * scale, w * scale), dtype=np.float32)
-    weight = np.zeros((h * scale, w * scale), dtype=np.float32)
+    out = np.empty((c, h * scale, w * scale), dtype=np.float32) if dest is None else None
+    # The windows form a grid, so the summed blending weight is separable: weight(y, x) =
+    # row_weight(y) * col_weight(x), two vectors instead of a full-size map.
+    row_weight = np.zeros(h * scale, dtype=np.float32)
+    col_weight = np.zeros(w * scale, dtype=np.float32)
+
+    def emit(band: np.ndarray, start: int) -> None:
+        band = band / (row_weight[start : start + band.shape[1], None] * col_weight[None, :])
+        if dest is None:
+            out[:, start : start + band.shape[1]] = band
+        else:
+            dest[start : start + band.shape[1]] = band.transpose(1, 2, 0)
+
+    band, band_start = None, 0
+    for (y0, y1), row in _tile_rows(windows):
+        new = np.zeros((c, (y1 - y0) * scale, w * scale), dtype=np.float32)
+        if band is not None:  # rows above this tile row are final; the overlap carries over
+            keep = y0 * scale - band_start
+            new[:, : band.shape[1] - keep] = band[:, keep:]
+            emit(band[:, :keep], band_start)
+        band, band_start = new, y0 * scale
+        for x0, x1 in row:
+            x, _, _ = pad_to_multiple(image[None, :, y0:y1, x0:x1], multiple)
+            y = run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].float().cpu().numpy()
+            wy = _ramp((y1 - y0) * scale, overlap * scale, y0 > 0, y1 < h)
+            wx = _ramp((x1 - x0) * scale, overlap * scale, x0 > 0, x1 < w)
+            band[:, :, x0 * scale : x1 * scale] += y * (wy[:, None] * wx[None, :])
+            if x0 == 0:
+                row_weight[y0 * scale : y1 * scale] += wy
+            if y0 == 0:
+                col_weight[x0 * scale : x1 * scale] += wx
+            if on_tile:
+                on_tile()
+    emit(band, band_start)
+    return out if dest is None else dest
+
+
+def _tile_rows(windows: list[Window]) -> list[tuple[tuple[int, int], list[tuple[int, int]]]]:
+    rows: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for y0, y1, x0, x1 in windows:
-        x, _, _ = pad_to_multiple(image[None, :, y0:y1, x0:x1], multiple)
-        y = run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].float().cpu().numpy()
-        wy = _ramp((y1 - y0) * scale, overlap * scale, y0 > 0, y1 < h)
-        wx = _ramp((x1 - x0) * scale, overlap * scale, x0 > 0, x1 < w)
-        wt = wy[:, None] * wx[None, :]
-        out[:, y0 * scale : y1 * scale, x0 * scale : x1 * scale] += y * wt
-        weight[y0 * scale : y1 * scale, x0 * scale : x1 * scale] += wt
-        if on_tile:
-            on_tile()
-    out /= weight
-    return out
+        rows.setdefault((y0, y1), []).append((x0, x1))
+    return list(rows.items())

@@ -1,0 +1,143 @@
+"""`revamp bench`: seconds per frame of the generator for each encoder, backend and frame size,
+side by side in one process (the paper's claim: MobileNetV3 halves the time of ResNet34).
+
+Each generator is built at the same decoder width (random weights: speed does not depend on
+them) and run the way `revamp image`/`revamp video` run it: the frame padded to the 32-px grid
+and cut into the same tiles. One warm-up call, then the median of ``runs`` calls. Peak resident
+memory is the process's high-water mark during that configuration (reset before each one with
+/proc/self/clear_refs on Linux).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ENCODERS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "resnet34")
+SIZES = ("640x360", "1280x720", "1920x1080")
+
+
+def available_backends() -> list[str]:
+    from revamp.restorer import BACKENDS, _has_onnxruntime
+
+    return [b for b in BACKENDS if b != "onnxruntime" or _has_onnxruntime()]
+
+
+def machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def gflops(model, h: int, w: int) -> float:
+    """Multiply-adds x 2 of one forward pass on the padded frame (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from revamp.tiling import pad_to_multiple
+
+    x, _, _ = pad_to_multiple(torch.zeros(1, 3, h, w), model.size_multiple)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = 512,
+              tile_overlap: int = 64, progress=print) -> dict:
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.restorer import Restorer
+
+    backends = list(backends or available_backends())
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("REVAMP_CACHE", tmp)  # ONNX exports of these throwaway models
+        for encoder in encoders:
+            torch.manual_seed(0)
+            model = UNetGenerator(UNetConfig(encoder=encoder, width=width)).eval()
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            path = Path(tmp) / f"{encoder}.safetensors"
+            save_model(model, path, name=encoder, task="bench", recipe={})
+            flops = {size: gflops(model, *_hw(size)) for size in sizes}
+            for backend in backends:
+                restorer = Restorer(str(path), device="cpu", tile=tile, tile_overlap=tile_overlap, backend=backend)
+                for size in sizes:
+                    h, w = _hw(size)
+                    frame = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+                    tracked = _reset_peak_rss()
+                    restorer.restore_rgb(frame)  # warm-up: oneDNN/onnxruntime pick their kernels
+                    times = []
+                    for _ in range(runs):
+                        start = time.perf_counter()
+                        restorer.restore_rgb(frame)
+                        times.append(time.perf_counter() - start)
+                    s = statistics.median(times)
+                    row = {"encoder": encoder, "backend": backend, "size": size, "s_per_frame": round(s, 3), "fps": round(1 / s, 3),
+                           "params_m": round(params, 2), "gflops": round(flops[size], 1),
+                           "peak_rss_mb": round(_peak_rss_mb()) if tracked else None, "tiles": restorer.tile_count(w, h)}
+                    results.append(row)
+                    progress(row)
+    return {"machine": machine(), "width": width, "tile": tile, "tile_overlap": tile_overlap, "runs": runs, "results": results}
+
+
+def _hw(size: str) -> tuple[int, int]:
+    w, h = (int(v) for v in size.lower().split("x"))
+    return h, w
+
+
+def bench_markdown(report: dict) -> str:
+    rows = report["results"]
+    lines = ["| encoder | params (M) | size | GFLOPs | " + " | ".join(f"{b} s/frame" for b in dict.fromkeys(r["backend"] for r in rows)) + " | peak RSS (MB) |"]
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    lines.append("|---" * (5 + len(backends)) + "|")
+    for encoder in dict.fromkeys(r["encoder"] for r in rows):
+        for size in dict.fromkeys(r["size"] for r in rows):
+            sel = {r["backend"]: r for r in rows if r["encoder"] == encoder and r["size"] == size}
+            any_row = next(iter(sel.values()))
+            peak = max((r["peak_rss_mb"] or 0) for r in sel.values())
+            lines.append(f"| {encoder} | {any_row['params_m']} | {size} | {any_row['gflops']} | "
+                         + " | ".join(f"{sel[b]['s_per_frame']:.3f}" if b in sel else "-" for b in backends) + f" | {peak or '-'} |")
+    ratio = _ratio(rows, "resnet34", "mobilenetv3_large_100")
+    if ratio:
+        lines += ["", "ResNet34 / MobileNetV3-Large time per frame: " + ", ".join(f"{k}: {v:.2f}x" for k, v in ratio.items())]
+    lines += ["", f"Machine: {report['machine']}; decoder width {report['width']}; tiles of {report['tile']} px "
+              f"(overlap {report['tile_overlap']}); median of {report['runs']} runs after one warm-up."]
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(rows, slow: str, fast: str) -> dict[str, float]:
+    out = {}
+    for r in rows:
+        if r["encoder"] != slow:
+            continue
+        match = next((q for q in rows if q["encoder"] == fast and q["size"] == r["size"] and q["backend"] == r["backend"]), None)
+        if match:
+            out[f"{r['backend']} {r['size']}"] = r["s_per_frame"] / match["s_per_frame"]
+    return out

@@ -1,0 +1,106 @@
+"""ONNX export of a generator, for onnxruntime and other runtimes.
+
+The graph takes ``image`` (N, 3, H, W) in [0, 1], H and W multiples of the model's
+``size_multiple`` (32: pad first, as revamp's tiling does), and returns ``restored``
+(N, 3, H*scale, W*scale), not clamped. Batch, height and width are dynamic; spectral norm is
+already folded into the weights of every revamp model file. The model's metadata (name, scale,
+size multiple, recipe) is copied into the ONNX file's metadata_props.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OPSET = 17
+
+
+def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> Path:
+    import onnx
+
+    from revamp.models.files import load_model, read_metadata
+
+    model, _ = load_model(model_path, "cpu")
+    model.eval()
+    m = model.size_multiple
+    example = torch.rand(1, 3, 2 * m, 3 * m)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about shape checks that padding makes static
+            torch.onnx.export(model, (example,), tmp, dynamo=False, opset_version=opset, input_names=["image"],
+                              output_names=["restored"],
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "restored": {0: "batch", 2: "out_height", 3: "out_width"}})
+        proto = onnx.load(tmp)
+        meta = read_metadata(model_path)
+        for key, value in {**meta, "size_multiple": str(m), "scale": str(model.config.scale)}.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+class OnnxRunner:
+    """Runs an exported generator with onnxruntime: (N, 3, H, W) float32 tensor in, tensor out."""
+
+    def __init__(self, onnx_path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.scale, self.size_multiple = int(meta.get("scale", 1)), int(meta.get("size_multiple", 32))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.session.run(None, {"image": np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(y)
+
+
+def cached_onnx(model_path: Path) -> Path:
+    """The model exported once to ~/.cache/revamp/onnx/ (keyed by the file's content hash)."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("REVAMP_CACHE", Path.home() / ".cache" / "revamp")) / "onnx"
+    path = cache / f"{Path(model_path).stem}-{digest}-opset{OPSET}.onnx"
+    if not path.is_file():
+        export_onnx(model_path, path)
+    return path
+
+
+def max_difference(model_path: str | Path, onnx_path: str | Path, image: np.ndarray) -> float:
+    """Max |torch - onnxruntime| on [0, 1] outputs for one H x W x 3 uint8 image (padded to the grid)."""
+    from revamp.models.files import load_model
+    from revamp.tiling import pad_to_multiple
+
+    model, _ = load_model(model_path, "cpu")
+    model.eval()
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255
+    x, _, _ = pad_to_multiple(x, model.size_multiple)
+    with torch.no_grad():
+        ref = model(x).clamp(0, 1)
+    got = OnnxRunner(onnx_path)(x).clamp(0, 1)
+    return float((ref - got).abs().max())
+
+
+def describe(onnx_path: str | Path) -> dict:
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    return {"opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+            "metadata": {p.key: p.value for p in proto.metadata_props if p.key in ("name", "task", "scale")},
+            "inputs": [json.dumps([d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in proto.graph.input]}
