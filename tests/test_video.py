@@ -130,7 +130,7 @@ def test_resume_redoes_nothing_and_matches_an_uninterrupted_run(tmp_path, restor
         _run(src, tmp_path / "out.mkv", _Interrupt(restorer, 14), segment_frames=6, codec="ffv1")
     assert not (tmp_path / "out.mkv").exists(), "no half-written output"
     work = tmp_path / ".out.mkv.revamp-work"
-    assert sorted(p.name for p in work.glob("*.nut")) == ["segment-000000.nut", "segment-000001.nut"]
+    assert sorted(p.name for p in work.glob("*.seg")) == ["segment-000000.seg", "segment-000001.seg"]
     report = _run(src, tmp_path / "out.mkv", restorer, segment_frames=6, codec="ffv1", resume=True)
     assert report.restored_frames == 8 and report.frames == 20
     a, b = decoded_rgb(tmp_path / "out.mkv"), decoded_rgb(tmp_path / "full.mkv")
@@ -212,3 +212,13 @@ def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it():
     assert warping_error(stable, refs) < 0.6 * flicker
     assert np.mean([psnr(s, r) for s, r in zip(stable, refs)]) > np.mean([psnr(to8(x), r) for x, r in zip(noisy, refs)])
     assert tof(refs, refs) == 0.0
+
+
+@pytest.mark.parametrize("codec,suffix", [("prores", ".mov"), ("h265", ".mp4")])
+def test_output_codecs(tmp_path, identity, codec, suffix):
+    src = make_video(tmp_path / "in.mkv", n=5, audio=False, subtitles=False)
+    out = tmp_path / f"out{suffix}"
+    _run(src, out, identity, codec=codec)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == {"prores": "prores", "h265": "hevc"}[codec]
+    assert frame_times(out) == frame_times(src)

@@ -80,7 +80,13 @@ def _prepare_work_dir(work: Path, signature: dict, resume: bool) -> None:
 
 
 def _segment_path(work: Path, index: int) -> Path:
-    return work / f"segment-{index:06d}.nut"
+    return work / f"segment-{index:06d}.seg"
+
+
+def _segment_format(codec: str) -> str:
+    """NUT keeps any time base exactly; it cannot hold ProRes, which MOV does (intra-only, so
+    MOV's lack of negative decoding timestamps does not matter)."""
+    return "mov" if codec == "prores" else "nut"
 
 
 class _SegmentWriter:
@@ -88,7 +94,7 @@ class _SegmentWriter:
 
     def __init__(self, path: Path, options: VideoOptions, info: VideoInfo, width: int, height: int):
         self.path, self.tmp = path, path.with_suffix(".part")
-        self.container = av.open(str(self.tmp), "w", format="nut")
+        self.container = av.open(str(self.tmp), "w", format=_segment_format(options.codec))
         self.stream = open_encoder_stream(self.container, options.codec, options.quality, info, width, height)
         self.pix_fmt, self.info = CODECS[options.codec][1], info
         self.first_pts: int | None = None
@@ -109,7 +115,7 @@ class _SegmentWriter:
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()
-        # The NUT muxer shifts timestamps to avoid negative dts; the first pts undoes that shift.
+        # The muxer may shift timestamps to avoid negative dts; the first pts undoes that shift.
         self.path.with_suffix(".json").write_text(json.dumps({"first_pts": self.first_pts, "frames": self.frames}))
         os.replace(self.tmp, self.path)
 
@@ -141,7 +147,8 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
             raise VideoError(f"{src}: no video frame could be decoded")
     finally:
         container.close()
-    report.copied_streams = _mux(src, dst, work, info, -(-decode.frames // options.segment_frames))
+    segments = -(-decode.frames // options.segment_frames)
+    report.copied_streams = _mux(src, dst, work, info, segments, _segment_format(options.codec))
     shutil.rmtree(work)
     return report
 
@@ -201,14 +208,14 @@ def _timed(packets, source: int):
         yield float(ts * packet.time_base), source, n, packet
 
 
-def _segment_packets(work: Path, count: int, time_base: Fraction):
+def _segment_packets(work: Path, count: int, time_base: Fraction, fmt: str):
     """The video packets of all segments in decoding order, with decoding timestamps rebuilt."""
     for index in range(count):
         path = _segment_path(work, index)
         if not path.exists():
             raise VideoError(f"segment {index} is missing from {work}")
         first_pts = json.loads(path.with_suffix(".json").read_text())["first_pts"]
-        with av.open(str(path)) as seg:  # open while its packets are in use: they point into its buffers
+        with av.open(str(path), format=fmt) as seg:  # open while its packets are in use: they point into its buffers
             packets = [p for p in seg.demux(seg.streams.video[0]) if p.pts is not None]
             tb = packets[0].time_base
             shift = min(p.pts for p in packets) - round(first_pts * time_base / tb)
@@ -230,12 +237,12 @@ def _set_dts(packets: list) -> None:
         p.dts = ordered[i - depth] if i >= depth else ordered[0] - (depth - i) * gap
 
 
-def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int) -> list[str]:
+def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int, fmt: str) -> list[str]:
     """Interleaves the restored video with the input's audio and subtitle packets into ``dst``."""
     tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
     copied: list[str] = []
     try:
-        with av.open(str(src)) as inp, av.open(str(_segment_path(work, 0))) as first, av.open(str(tmp), "w") as out:
+        with av.open(str(src)) as inp, av.open(str(_segment_path(work, 0)), format=fmt) as first, av.open(str(tmp), "w") as out:
             video = out.add_stream_from_template(first.streams.video[0])
             video.time_base = info.time_base
             if info.rotation:
@@ -252,7 +259,7 @@ def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int) -> li
                 streams[s.index] = out.add_stream_from_template(s)
                 streams[s.index].metadata.update(s.metadata)
                 copied.append(f"{s.type} ({name})")
-            sources = [_timed(_segment_packets(work, segments, info.time_base), 0)]
+            sources = [_timed(_segment_packets(work, segments, info.time_base, fmt), 0)]
             if streams:
                 sources.append(_timed(_safe_demux(inp, [inp.streams[i] for i in streams]), 1))
             last_dts = None
