@@ -211,6 +211,54 @@ def cmd_export(args) -> int:
     return 0 if diff < 1e-3 else 1
 
 
+def cmd_study(args) -> int:
+    from revamp.study import db
+
+    try:
+        conn = db.connect(args.db)
+        if args.action == "create":
+            methods = {}
+            for spec in args.method:
+                label, sep, folder = spec.partition("=")
+                if not sep or not label or not folder:
+                    raise CliError(f"--method needs LABEL=FOLDER, got {spec!r}")
+                methods[label] = Path(folder)
+            for name in args.model:  # restore the images with each model first
+                from revamp.batch import plan_jobs, run_batch
+
+                outdir = Path(args.db).resolve().parent / f"{args.name}-outputs" / Path(name).stem
+                jobs, errors = plan_jobs([args.images], outdir, "png")
+                restorer = _restorer(argparse.Namespace(model=name, device="auto", tile=512, tile_overlap=64, backend="auto"))
+                report = run_batch(restorer, jobs, "png", overwrite=False)
+                if errors or report.failed:
+                    raise CliError(f"restoring {args.images} with {name} failed: {(errors + report.failed)[0]}")
+                methods[Path(name).stem] = outdir
+            db.create_study(conn, args.name, Path(args.images), methods, Path(args.reference) if args.reference else None)
+            n = conn.execute("SELECT COUNT(*) FROM items i JOIN studies s ON s.id = i.study_id WHERE s.name = ?", (args.name,)).fetchone()[0]
+            print(f"revamp: study {args.name!r}: {n} images x {len(methods)} methods in {args.db}; "
+                  f"serve it with `revamp study serve --db {args.db}`", file=sys.stderr)
+        elif args.action == "serve":
+            from revamp.study.server import make_server
+
+            server = make_server(Path(args.db), args.host, args.port, args.admin_password)
+            print(f"revamp: study server on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.server_close()
+        else:
+            from revamp.study.report import summary_markdown, write_report
+
+            summary = write_report(conn, args.study, Path(args.out))
+            print(summary_markdown(summary))
+            print(f"revamp: chart {Path(args.out) / 'mos.png'} (and .svg), votes.csv, mos.csv, summary.json", file=sys.stderr)
+    except (db.StudyError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def cmd_tables(args) -> int:
     from revamp.tables import build
 
@@ -356,6 +404,28 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     onnx.add_argument("--check", metavar="IMAGE", help="compare torch and onnxruntime on this image (default: a synthetic picture)")
     onnx.set_defaults(func=cmd_export)
+
+    study = sub.add_parser("study", help="blind image-quality studies: create, serve to raters, report")
+    ssub = study.add_subparsers(dest="action", required=True)
+    create = ssub.add_parser("create", help="a study over restored outputs of two or more methods")
+    create.add_argument("--name", required=True, help="study name")
+    create.add_argument("--images", required=True, help="folder whose images (by file name) are the study's items, e.g. the inputs")
+    create.add_argument("--method", action="append", default=[], metavar="LABEL=DIR", help="a method's outputs (same file names); repeat")
+    create.add_argument("--model", action="append", default=[], help="restore the images with this model first and add it as a method; repeat")
+    create.add_argument("--reference", help="folder of reference images shown beside the versions (optional)")
+    create.add_argument("--db", default="study.sqlite", help="SQLite database (default study.sqlite)")
+    create.set_defaults(func=cmd_study)
+    serve = ssub.add_parser("serve", help="serve the rating page")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--db", default="study.sqlite")
+    serve.add_argument("--admin-password", help="enables GET /api/results with header X-Admin-Password")
+    serve.set_defaults(func=cmd_study)
+    rep = ssub.add_parser("report", help="MOS with 95%% CIs, a Fig. 3-style chart (PNG, SVG), CSVs, rater agreement")
+    rep.add_argument("study", help="study name")
+    rep.add_argument("--db", default="study.sqlite")
+    rep.add_argument("-o", "--out", default="study-report", help="output folder (default study-report/)")
+    rep.set_defaults(func=cmd_study)
 
     demo = sub.add_parser("demo", help="restore the bundled samples and write a before/after page")
     demo.add_argument("--input", default="samples", help="folder of compressed pictures (default samples/)")
