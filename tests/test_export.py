@@ -66,7 +66,7 @@ def test_bench_reports_every_configuration(tmp_path):
     report = json.loads(out.read_text())
     assert report["machine"] and len(report["results"]) == 4
     row = report["results"][0]
-    assert {"encoder", "backend", "size", "s_per_frame", "params_m", "gflops", "peak_rss_mb"} <= set(row)
-    assert row["s_per_frame"] > 0 and row["gflops"] > 0
+    assert {"encoder", "backend", "size", "s_per_frame", "params_m", "gflops", "encoder_gflops", "peak_rss_mb"} <= set(row)
+    assert row["s_per_frame"] > 0 and row["gflops"] > row["encoder_gflops"] > 0
     small, big = (next(r for r in report["results"] if r["encoder"] == e) for e in ("mobilenetv3_small_100", "resnet34"))
     assert big["params_m"] > 5 * small["params_m"]

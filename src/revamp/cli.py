@@ -315,14 +315,14 @@ def cmd_train_plot(args) -> int:
     return 0
 
 
-def _add_inference_options(p: argparse.ArgumentParser, model: bool = True) -> None:
+def _add_inference_options(p: argparse.ArgumentParser, model: bool = True, backend: str = "auto") -> None:
     if model:
         p.add_argument("--model", default="default", help="shipped model name (see `revamp models`) or a .safetensors file")
     p.add_argument("--tile", type=int, default=512, help="tile size in input pixels, a multiple of 32 (default 512)")
     p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--backend", default="torch", choices=["auto", "torch", "torch-bf16", "onnxruntime"],
-                   help="inference engine (default torch; auto: the fastest measured on this kind of machine)")
+    p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
+                   help=f"inference engine (default {backend}; auto: the fastest measured on this kind of machine)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stabilize", type=float, default=0.5, help="with --video: also rows with the temporal stabiliser at this strength (0: none)")
     ev.add_argument("--max-frames", type=int, default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
-    _add_inference_options(ev, model=False)
+    _add_inference_options(ev, model=False, backend="torch")  # reference numbers in fp32
     ev.set_defaults(func=cmd_eval)
 
     tables = sub.add_parser("tables", help="regenerate docs/results.md (Tables I, II and the literature table)")
