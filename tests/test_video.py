@@ -222,3 +222,27 @@ def test_output_codecs(tmp_path, identity, codec, suffix):
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == {"prores": "prores", "h265": "hevc"}[codec]
     assert frame_times(out) == frame_times(src)
+
+
+def test_torchrun_shares_one_video_across_two_ranks(tmp_path, identity):
+    """Ranks restore alternate segments; rank 0 muxes: the same frames as one process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = make_video(tmp_path / "in.mkv", n=20)
+    model = str(identity.model_path)
+    common = ["video", str(src), "--model", model, "--codec", "ffv1", "--backend", "torch", "--segment-frames", "6", "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "revamp.cli", *common, "-o", str(tmp_path / "two.mkv")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "12 restored in this run" in proc.stderr  # rank 0: segments 0 and 2 (frames 0-5, 12-17) of 0-3
+    single = subprocess.run([sys.executable, "-m", "revamp.cli", *common, "-o", str(tmp_path / "one.mkv")], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, b = decoded_rgb(tmp_path / "two.mkv"), decoded_rgb(tmp_path / "one.mkv")
+    assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert frame_times(tmp_path / "two.mkv") == frame_times(src)

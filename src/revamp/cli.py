@@ -79,14 +79,22 @@ def cmd_video(args) -> int:
     if args.scale and restorer.scale != args.scale:
         raise CliError(f"model {args.model} upscales x{restorer.scale}, not x{args.scale}")
     options = VideoOptions(codec=args.codec, quality=args.crf, deinterlace=args.deinterlace,
-                           stabilize=0.0 if args.no_stabilize else args.stabilize)
+                           stabilize=0.0 if args.no_stabilize else args.stabilize, segment_frames=args.segment_frames)
+    import torch
+
+    from revamp.train.common import init_distributed
+
+    dist = init_distributed(torch.device("cpu"))  # under torchrun: ranks share the segments (gloo barriers)
     try:
-        report = restore_video(args.input, args.output, restorer, options, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+        report = restore_video(args.input, args.output, restorer, options, resume=args.resume, overwrite=args.overwrite,
+                               quiet=args.quiet, dist=dist if dist.world > 1 else None)
     except VideoError as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         print("revamp: interrupted; finished segments are kept, run again with --resume to continue", file=sys.stderr)
         return 130
+    if dist.rank > 0:
+        return 0  # rank 0 reports
     kept = ", ".join(report.copied_streams) or "no other streams"
     print(f"revamp: {report.frames} frames -> {args.output} ({report.restored_frames} restored in this run; copied {kept})", file=sys.stderr)
     if report.damage:
@@ -351,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--stabilize", type=float, default=0.5, metavar="S", help="temporal stabilisation strength in [0, 1) (default 0.5)")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")
     video.add_argument("--resume", action="store_true", help="continue an interrupted job (finished segments are kept)")
+    video.add_argument("--segment-frames", type=int, default=240, metavar="N",
+                       help="frames per segment: the unit of --resume and of sharing a video across torchrun processes (default 240)")
     video.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     _add_inference_options(video)
     video.set_defaults(func=cmd_video)

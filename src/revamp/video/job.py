@@ -125,8 +125,12 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOptions | None = None, resume: bool = False,
-                  overwrite: bool = False, quiet: bool = False) -> VideoReport:
+                  overwrite: bool = False, quiet: bool = False, dist=None) -> VideoReport:
+    """``dist`` (revamp.train.common.Dist, under torchrun): every process decodes the whole input
+    and restores the segments ``index % world == rank``; rank 0 writes the output once all are done.
+    Segments are independent, so the result equals a single-process run's."""
     src, dst, options = Path(src), Path(dst), options or VideoOptions()
+    rank, world = (dist.rank, dist.world) if dist else (0, 1)
     check_output(dst, options.codec)
     if dst.exists() and not overwrite:
         raise VideoError(f"{dst} exists (--overwrite replaces it)")
@@ -136,10 +140,14 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     container = open_input(src)
     try:
         work = dst.parent / f".{dst.name}.revamp-work"
-        _prepare_work_dir(work, _job_signature(src, restorer.model_path, options), resume)
+        if rank == 0:
+            _prepare_work_dir(work, _job_signature(src, restorer.model_path, options), resume)
+        if dist:
+            dist.barrier()
         report = VideoReport()
         decode = DecodeReport()
-        end_s = _restore_segments(container, info, work, restorer, options, decode, report, quiet)
+        owned = (lambda segment: segment % world == rank) if world > 1 else None
+        end_s = _restore_segments(container, info, work, restorer, options, decode, report, quiet or rank > 0, owned)
         if decode.stopped_early is None and info.duration_s and end_s < info.duration_s - 1.5 / float(info.rate or 25):
             decode.stopped_early = f"the video stops at {end_s:.2f} s of the {info.duration_s:.2f} s the file declares (truncated?)"
         report.frames, report.damage = decode.frames, decode.problems()
@@ -147,15 +155,19 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
             raise VideoError(f"{src}: no video frame could be decoded")
     finally:
         container.close()
-    segments = -(-decode.frames // options.segment_frames)
-    report.copied_streams = _mux(src, dst, work, info, segments, _segment_format(options.codec))
-    shutil.rmtree(work)
+    if dist:
+        dist.barrier()  # every rank's segments are on disk
+    if rank == 0:
+        segments = -(-decode.frames // options.segment_frames)
+        report.copied_streams = _mux(src, dst, work, info, segments, _segment_format(options.codec))
+        shutil.rmtree(work)
     return report
 
 
 def _restore_segments(container, info: VideoInfo, work: Path, restorer, options: VideoOptions, decode: DecodeReport,
-                      report: VideoReport, quiet: bool) -> float:
-    """Restores every segment not yet on disk; returns the end time of the last decoded frame (s)."""
+                      report: VideoReport, quiet: bool, owned=None) -> float:
+    """Restores every segment not yet on disk (of those ``owned`` by this process); returns the
+    end time of the last decoded frame (s)."""
     scale = restorer.scale
     stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
     deinterlace = options.deinterlace
@@ -172,7 +184,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 pts = last_pts + 1  # keep timestamps strictly increasing for the muxer
             last_pts = pts
             end_s = float((pts + (frame.duration or step)) * info.time_base)
-            if _segment_path(work, segment).exists():
+            if _segment_path(work, segment).exists() or (owned and not owned(segment)):
                 bar.update()
                 continue
             if offset == 0:
