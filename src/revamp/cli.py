@@ -169,7 +169,7 @@ def _eval_video(args, models, degradations, data: Path) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from revamp.bench import ENCODERS, SIZES, available_backends, bench_markdown, run_bench
+    from revamp.bench import ENCODERS, available_backends, bench_markdown, run_bench
 
     encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
     backends = args.backends.split(",") if args.backends else available_backends()

@@ -40,6 +40,12 @@ SHIPPED = {
             quality="Set14 x2 of JPEG q40, Y PSNR / LPIPS: bicubic 27.91 / 0.344 -> 28.20 / 0.208",
         ),
         ShippedModel(
+            name="sr4x",
+            file="sr4x.safetensors",
+            task="super-resolution x4 plus artifact removal (CPU run, generator stage)",
+            quality="Set14 x4 of JPEG q40, Y PSNR / LPIPS: bicubic 24.59 / 0.626 -> 24.71 / 0.370",
+        ),
+        ShippedModel(
             name="ablation-lpips-pregan",
             file="ablation-lpips-pregan.safetensors",
             task="Table I ablation: LPIPS loss, before the GAN phase",

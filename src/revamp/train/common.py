@@ -221,6 +221,8 @@ class StageTrainer:
         """(warm-up steps, final lr as a fraction of the peak) for every phase of the stage."""
         return self.cfg["optim"]["warmup"], self.cfg["optim"]["min_lr"] / self.cfg["optim"]["lr"]
 
+    validate_first = False
+
     def validate(self) -> None:
         pass
 
@@ -255,6 +257,8 @@ class StageTrainer:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         try:
+            if self.validate_first and self.dist.main and self.state["step"] == 0:
+                self.validate()  # the starting point is a candidate for "best" too
             start = 0
             for i, phase in enumerate(phases):
                 if not self._run_phase(i, phase, start, stop_at_step, interrupted):

@@ -100,6 +100,8 @@ class GanTrainer(GeneratorOutputs):
     """Stage 3: a short GAN phase from the pre-trained generator and critic."""
 
     stage = "gan"
+    # The pre-GAN generator competes for "best": a GAN phase that makes things worse ships nothing worse.
+    validate_first = True
 
     def __init__(self, cfg: dict, run_dir: Path, generator_file: Path, critic_file: Path, device=None, quiet: bool = False, data=None):
         super().__init__(cfg, run_dir, device, quiet, data)

@@ -240,7 +240,3 @@ def open_encoder_stream(container, codec: str, quality: int | None, info: VideoI
         options.update({"level": "3", "g": "1", "slicecrc": "1"})
     ctx.options = options
     return stream
-
-
-def frame_rate_of(info: VideoInfo) -> Fraction:
-    return info.rate or Fraction(25)
