@@ -131,6 +131,10 @@ def bench_markdown(report: dict) -> str:
     if ratio:
         lines += ["", "ResNet34 / MobileNetV3-Large time per frame: " + ", ".join(f"{k}: {v:.2f}x" for k, v in ratio.items())
                   + " (the paper: 0.27 s against 0.12 s, 2.25x, on a Titan X)."]
+    shares = {r["encoder"]: r["encoder_gflops"] / r["gflops"] for r in rows if r.get("encoder_gflops") and r["gflops"]}
+    if shares:
+        lines += ["", "Share of the FLOPs spent in the encoder (the rest is the decoder, most of it at full and half "
+                  "resolution): " + ", ".join(f"{e} {100 * v:.0f} %" for e, v in shares.items()) + "."]
     lines += ["", f"Machine: {report['machine']}; decoder width {report['width']}; tiles of {report['tile']} px "
               f"(overlap {report['tile_overlap']}); median of {report['runs']} runs after one warm-up."]
     return "\n".join(lines) + "\n"
