@@ -22,6 +22,8 @@ from tqdm import tqdm
 from revamp.data.degrade import video_roundtrip
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
+from revamp.video.io import filter_graph
+from revamp.video.job import restore_frame
 from revamp.video.stabilize import TemporalStabilizer
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".m2ts", ".ts", ".mpg", ".webm", ".y4m"}
@@ -53,13 +55,7 @@ def load_clips(data: Path, max_frames: int) -> dict[str, list[np.ndarray]]:
 def ffmpeg_deblock(frames: list[np.ndarray]) -> list[np.ndarray]:
     """FFmpeg's `deblock` filter (default strong filter, 8x8 blocks) through a PyAV filter graph."""
     h, w = frames[0].shape[:2]
-    graph = av.filter.Graph()
-    src = graph.add_buffer(width=w, height=h, format="yuv444p", time_base="1/25")
-    deblock = graph.add("deblock", "filter=strong:block=8")
-    sink = graph.add("buffersink")
-    src.link_to(deblock)
-    deblock.link_to(sink)
-    graph.configure()
+    graph = filter_graph("deblock", "filter=strong:block=8", width=w, height=h, format="yuv444p", time_base="1/25")
     out = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
@@ -79,13 +75,7 @@ def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[n
 
 def restore_clip(restorer, frames: list[np.ndarray], strength: float) -> list[np.ndarray]:
     stabilizer = TemporalStabilizer(strength, scale=restorer.scale) if strength else None
-    out = []
-    for rgb in frames:
-        restored = restorer.restore_rgb(rgb.astype(np.float32) / 255)
-        if stabilizer:
-            restored = stabilizer(rgb, restored)
-        out.append((np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8))
-    return out
+    return [restore_frame(restorer, rgb, stabilizer) for rgb in frames]
 
 
 def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows) -> dict[str, float]:

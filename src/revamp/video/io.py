@@ -17,8 +17,8 @@ import av
 import numpy as np
 
 # FFmpeg's AVColorSpace / AVColorRange numbers (as PyAV reports them).
-SPACE_BT709, SPACE_UNSPECIFIED, SPACE_BT470BG, SPACE_SMPTE170M, SPACE_BT2020 = 1, 2, 5, 6, 9
-RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+SPACE_BT709, SPACE_BT470BG, SPACE_SMPTE170M, SPACE_BT2020 = 1, 5, 6, 9
+RANGE_LIMITED, RANGE_FULL = 1, 2
 _SWS_SPACE = {SPACE_BT709: "itu709", SPACE_BT470BG: "itu601", SPACE_SMPTE170M: "smpte170m", SPACE_BT2020: "bt2020", 7: "smpte240m", 4: "fcc"}
 _SWS_RANGE = {RANGE_LIMITED: "MPEG", RANGE_FULL: "JPEG"}
 
@@ -39,8 +39,6 @@ class VideoError(Exception):
 class VideoInfo:
     """What the output must keep from the input's video stream."""
 
-    width: int
-    height: int
     time_base: Fraction
     rate: Fraction | None  # average frame rate (None when unknown)
     frames: int  # frame count from the container (0 when unknown)
@@ -51,8 +49,6 @@ class VideoInfo:
     color_trc: int
     sample_aspect_ratio: Fraction | None
     rotation: int  # display rotation in degrees, counter-clockwise
-    interlaced: bool
-    codec: str
     container_metadata: dict = field(default_factory=dict)
 
 
@@ -105,13 +101,12 @@ def _probe(container) -> VideoInfo:
     duration = float(stream.duration * stream.time_base) if stream.duration else (
         container.duration / av.time_base if container.duration else None)
     return VideoInfo(
-        width=ctx.width, height=height, time_base=stream.time_base,
+        time_base=stream.time_base,
         rate=stream.average_rate or stream.guessed_rate, frames=stream.frames or 0, duration_s=duration,
         colorspace=_guess_colorspace(int(space), height), color_range=_guess_range(int(crange), pix_fmt),
         color_primaries=int(ctx.color_primaries), color_trc=int(ctx.color_trc),
         sample_aspect_ratio=stream.sample_aspect_ratio,
         rotation=int(first.rotation) if first is not None else 0,
-        interlaced=bool(first is not None and first.interlaced_frame), codec=ctx.name,
         container_metadata=dict(container.metadata),
     )
 
@@ -146,14 +141,14 @@ class DecodeReport:
         return "; ".join(parts) or None
 
 
-def _deinterlacer(stream, method: str):
-    """FFmpeg's bwdif or yadif through a PyAV filter graph, one output frame per input frame."""
+def filter_graph(name: str, args: str, **buffer) -> av.filter.Graph:
+    """buffer -> one FFmpeg filter -> buffersink; ``buffer`` describes the frames pushed in."""
     graph = av.filter.Graph()
-    src = graph.add_buffer(template=stream)
-    deint = graph.add(method, "mode=send_frame:parity=auto:deint=all")
+    src = graph.add_buffer(**buffer)
+    node = graph.add(name, args)
     sink = graph.add("buffersink")
-    src.link_to(deint)
-    deint.link_to(sink)
+    src.link_to(node)
+    node.link_to(sink)
     graph.configure()
     return graph
 
@@ -162,7 +157,8 @@ def decode_frames(container, report: DecodeReport, deinterlace: str | None = Non
     """Every frame that decodes, in display order; damage is counted in ``report``, not raised."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    graph = _deinterlacer(stream, deinterlace) if deinterlace else None
+    # bwdif/yadif in frame mode: one output frame per input frame.
+    graph = filter_graph(deinterlace, "mode=send_frame:parity=auto:deint=all", template=stream) if deinterlace else None
 
     def emit(frame):
         if frame.is_corrupt:

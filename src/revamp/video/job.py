@@ -120,8 +120,12 @@ class _SegmentWriter:
         os.replace(self.tmp, self.path)
 
 
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None) -> np.ndarray:
+    """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame."""
+    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255)
+    if stabilizer:
+        restored = stabilizer(rgb, restored)
+    return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOptions | None = None, resume: bool = False,
@@ -193,11 +197,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width * scale, frame.height * scale)
                 if stabilizer:
                     stabilizer.reset()
-            rgb_in = frame_to_rgb(frame, info)
-            restored = restorer.restore_rgb(rgb_in.astype(np.float32) / 255)
-            if stabilizer:
-                restored = stabilizer(rgb_in, restored)
-            writer.write(_to_uint8(restored), pts, frame.duration)
+            writer.write(restore_frame(restorer, frame_to_rgb(frame, info), stabilizer), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
         if writer is not None:
