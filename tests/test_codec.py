@@ -10,7 +10,20 @@ import pytest
 from PIL import Image
 
 from conftest import natural_image
-from revamp.codec import estimate_jpeg_quality, ijg_table, read_jpeg_tables, read_video_qp
+from revamp.codec import (
+    BLIND,
+    CodecHint,
+    condition_value,
+    estimate_jpeg_quality,
+    h26x_step,
+    hint_for_image,
+    hint_for_video_frame,
+    ijg_table,
+    jpeg_step,
+    read_jpeg_tables,
+    read_video_qp,
+)
+from revamp.data.degrade import frame_step
 from videos import moving_frames
 
 
@@ -83,3 +96,69 @@ def test_pixel_estimator_reads_the_quality_back_from_decoded_pixels(q):
     img = natural_image(256, 256, seed=2)
     decoded = np.asarray(Image.open(_jpeg(img, q)).convert("RGB"))  # e.g. a PNG screenshot of the JPEG
     assert abs(estimate_jpeg_quality(decoded) - q) <= 3
+
+
+def test_frame_steps_of_training_equal_what_x264_reports(tmp_path):
+    # Training tells a codec-aware model frame_step(); at run time the model reads the decoder's
+    # maps. x264 in --qp mode with its default ipratio/pbratio: I at QP-3, B at QP+2.
+    path = _encode(tmp_path / "a.mp4", "libx264", {"qp": "33", "bframes": "2", "g": "12"})
+    frames = list(read_video_qp(path))
+    assert {f.pict_type for f in frames} == {"I", "P", "B"}
+    for f in frames:
+        assert np.all(h26x_step(f.qp_map) == frame_step("h264", 33, f.pict_type)), f.pict_type
+
+
+def test_mpeg4_quantiser_maps_are_read_too(tmp_path):
+    maps = [f.qp_map for f in read_video_qp(_encode(tmp_path / "a.avi", "mpeg4", q=6)) if f.qp_map is not None]
+    assert len(maps) >= 5 and all(np.all(m == 12) for m in maps)
+    assert frame_step("mpeg4", 6, "P") == 12
+
+
+def test_video_frame_hints_follow_the_macroblock_map(tmp_path):
+    path = _encode(tmp_path / "a.mp4", "libx264", {"qp": "30", "x264-params": "ipratio=1:pbratio=1:aq-mode=0"})
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "venc_params"}
+        hints = [hint_for_video_frame(f, "h264") for f in c.decode(stream)]
+    assert all(h.steps is not None and h.block == 16 for h in hints)
+    planes = hints[0].planes(0, 64, 0, 96)
+    assert planes.shape == (2, 64, 96)
+    assert np.allclose(planes[0], condition_value(h26x_step(30))) and np.all(planes[1] == 1)
+    with av.open(str(path)) as c:  # a decoder opened without export_side_data: blind
+        assert hint_for_video_frame(next(c.decode(video=0)), "h264") is BLIND
+
+
+def test_hint_planes_crop_windows_and_scale_with_strength():
+    steps = np.arange(12, dtype=np.float32).reshape(3, 4) * 10 + 2
+    hint = CodecHint(steps, 16, "test")
+    window = hint.planes(10, 40, 20, 60)
+    assert window.shape == (2, 30, 40)
+    expected = np.repeat(np.repeat(condition_value(steps), 16, 0), 16, 1)[10:40, 20:60]
+    assert np.array_equal(window[0], expected)
+    edge = hint.planes(40, 50, 60, 70)  # past the map (MPEG-2 pads to 16): the last block repeats
+    assert np.allclose(edge[0], condition_value(steps[-1, -1]))
+    weaker, stronger = hint.planes(0, 48, 0, 64, 0.5)[0], hint.planes(0, 48, 0, 64, 2.0)[0]
+    assert np.all(weaker <= window.max()) and np.all(stronger >= hint.planes(0, 48, 0, 64)[0]) and stronger.mean() > weaker.mean()
+    assert np.all(hint.planes(0, 48, 0, 64, 0.0)[0] == 0)  # strength 0: told "not compressed"
+    assert not BLIND.planes(0, 8, 0, 8).any()  # blind: both planes zero
+
+
+def test_image_hints_tables_then_pixels_then_blind(tmp_path):
+    img = natural_image(256, 256, seed=4)
+    src = tmp_path / "a.jpg"
+    src.write_bytes(_jpeg(img, 25).getvalue())
+    hint = hint_for_image(src, None)
+    assert "quality 25" in hint.source and np.all(hint.steps == jpeg_step(ijg_table(25)))
+    decoded = np.asarray(Image.open(src).convert("RGB"))
+    png = tmp_path / "a.png"
+    Image.fromarray(decoded).save(png)
+    estimated = hint_for_image(png, decoded.astype(np.float32) / 255)
+    assert estimated.source.startswith("pixel estimate") and estimated.steps is not None
+    assert abs(int(estimated.source.split()[-1].rstrip(")")) - 25) <= 3
+    assert hint_for_image(None, img) is BLIND  # never compressed: nothing to find
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pixel_estimator_finds_nothing_in_clean_pictures(seed):
+    # Small coefficients fit any large step (cos ~ 1): such steps must not count.
+    assert estimate_jpeg_quality(natural_image(256, 256, seed=seed)) >= 95

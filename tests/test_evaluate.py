@@ -79,3 +79,22 @@ def test_eval_video_codec_degradations_and_html_report(clean_folder, tmp_path):
     assert len(crops) == 3 * 2 * 3  # reference, input, model
     for crop in crops:
         assert f"crops/{crop.name}" in page
+
+
+def test_mismatch_degradations_tell_the_lighter_compression():
+    import numpy as np
+
+    from revamp.codec import condition_value, ijg_table, jpeg_step
+    from revamp.evaluate import compress, file_hint, parse_degradations
+    from revamp.metrics import psnr
+
+    img = natural_image(64, 96, seed=3)
+    specs = parse_degradations(["jpeg:15", "jpeg-resaved:15", "h264:qp40", "h264-reencoded:40"])
+    out = {kind: compress(img, kind, q) for kind, q in specs}
+    # saved again lightly: the damage of the first compression stays (and a little is added)
+    assert psnr(out["jpeg-resaved"], img) < psnr(out["jpeg"], img) + 0.3
+    assert psnr(out["h264-reencoded"], img) < psnr(out["h264"], img) + 0.3
+    assert compress(img[..., 0], "jpeg-resaved", 15).shape == (64, 96)
+    told = file_hint("jpeg-resaved", 15, 64, 96).planes(0, 64, 0, 96)[0]
+    assert np.allclose(told, condition_value(jpeg_step(ijg_table(90))))  # the file only knows its last save
+    assert file_hint("h264-reencoded", 40, 64, 96).planes(0, 8, 0, 8)[0].mean() < file_hint("h264", 40, 64, 96).planes(0, 8, 0, 8)[0].mean()

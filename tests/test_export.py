@@ -64,9 +64,73 @@ def test_bench_reports_every_configuration(tmp_path):
                  "--width", "8", "--runs", "1", "--json", str(out), "-q"])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["machine"] and len(report["results"]) == 4
+    assert report["machine"] and len(report["results"]) == 8  # 2 encoders x 2 decoders x 2 backends
     row = report["results"][0]
-    assert {"encoder", "backend", "size", "s_per_frame", "params_m", "gflops", "encoder_gflops", "peak_rss_mb"} <= set(row)
+    assert {"encoder", "decoder", "backend", "size", "s_per_frame", "params_m", "gflops", "encoder_gflops", "peak_rss_mb"} <= set(row)
     assert row["s_per_frame"] > 0 and row["gflops"] > row["encoder_gflops"] > 0
     small, big = (next(r for r in report["results"] if r["encoder"] == e) for e in ("mobilenetv3_small_100", "resnet34"))
     assert big["params_m"] > 5 * small["params_m"]
+    full, light = (next(r for r in report["results"] if r["decoder"] == d) for d in ("full", "light"))
+    assert light["gflops"] < full["gflops"] and light["encoder_gflops"] == full["encoder_gflops"]
+
+
+def _codec_aware_model(path: Path) -> Path:
+    """A light-decoder codec-aware model whose planes matter (its zero-initialised layers perturbed)."""
+    import torch
+
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light", cond_channels=2))
+    with torch.no_grad():
+        model.to_rgb.weight.normal_(0, 0.05)
+        model.full_res[0].weight.normal_(0, 0.2)
+    save_model(model, path, name="aware", task="test", recipe={})
+    return path
+
+
+def test_codec_aware_model_exports_and_backends_agree(tmp_path):
+    from revamp.codec import CodecHint
+    from revamp.export import describe, export_onnx, max_difference
+
+    model = _codec_aware_model(tmp_path / "aware.safetensors")
+    out = export_onnx(model, tmp_path / "aware.onnx")
+    assert json.loads(describe(out)["inputs"][0]) == ["batch", 5, "height", "width"]
+    assert max_difference(model, out, _real_crop()) < 1e-3
+    image = _real_crop(200, 260).astype(np.float32) / 255
+    hint = CodecHint.constant(40.0, 200, 260, "test")
+    torch_out = Restorer(str(model), device="cpu", tile=128, tile_overlap=32).restore_rgb(image, hint=hint)
+    ort_out = Restorer(str(model), device="cpu", tile=128, tile_overlap=32, backend="onnxruntime").restore_rgb(image, hint=hint)
+    assert np.abs(torch_out - ort_out).max() < 1e-3
+
+
+def test_strength_scales_what_a_codec_aware_model_is_told(tmp_path):
+    from revamp.codec import BLIND, CodecHint
+
+    model = str(_codec_aware_model(tmp_path / "aware.safetensors"))
+    image = _real_crop(96, 128).astype(np.float32) / 255
+    hint = CodecHint.constant(40.0, 96, 128, "test")
+    outs = {s: Restorer(model, device="cpu", strength=s).restore_rgb(image.copy(), hint=hint) for s in (0.5, 1.0, 2.0)}
+    assert np.abs(outs[0.5] - outs[1.0]).max() > 1e-4 and np.abs(outs[2.0] - outs[1.0]).max() > 1e-4
+    told_twice = Restorer(model, device="cpu").restore_rgb(image.copy(), hint=CodecHint.constant(80.0, 96, 128, "test"))
+    assert np.array_equal(outs[2.0], told_twice)  # strength 2 = a step twice as coarse
+    blind = {s: Restorer(model, device="cpu", strength=s).restore_rgb(image.copy(), hint=BLIND) for s in (0.5, 2.0)}
+    assert np.array_equal(blind[0.5], blind[2.0])  # nothing known, nothing to scale
+    plain = {s: Restorer("default-psnr", device="cpu", strength=s).restore_rgb(image.copy()) for s in (0.5, 2.0)}
+    assert np.array_equal(plain[0.5], plain[2.0])  # blind models ignore it
+    with pytest.raises(ValueError, match="strength"):
+        Restorer(model, strength=2.5)
+
+
+def test_codec_aware_image_command_reads_the_jpeg_tables(tmp_path, monkeypatch):
+    import revamp.batch
+
+    seen = []
+    real = revamp.batch.hint_for_image
+    monkeypatch.setattr(revamp.batch, "hint_for_image", lambda path, rgb: seen.append(real(path, rgb)) or seen[-1])
+    model = _codec_aware_model(tmp_path / "aware.safetensors")
+    assert main(["image", str(SAMPLE), "-o", str(tmp_path / "out"), "--model", str(model), "--strength", "1.5", "-q"]) == 0
+    assert (tmp_path / "out" / (SAMPLE.stem + ".png")).is_file()
+    assert len(seen) == 1 and seen[0].source.startswith("JPEG tables (IJG quality 12)")
+    assert main(["image", str(SAMPLE), "-o", str(tmp_path / "out2"), "--model", str(model), "--strength", "3", "-q"]) == 1

@@ -131,3 +131,65 @@ def test_encoder_weights_file(tmp_path):
     missing = load_encoder_weights(model, str(path))
     assert missing == []
     assert torch.all(model.encoder.conv_stem.weight == 0.5)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_light_decoder_is_the_identity_at_init_and_does_less_work(scale):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    flops = {}
+    for decoder in ("full", "light"):
+        model = UNetGenerator(UNetConfig(encoder="mobilenetv3_large_100", width=32, scale=scale, decoder=decoder)).eval()
+        x = torch.rand(1, 3, 128, 160)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            y = model(x)
+        flops[decoder] = counter.get_total_flops()
+        base = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        assert torch.allclose(y, base, atol=1e-6)
+    assert flops["light"] < 0.5 * flops["full"]
+    with pytest.raises(ValueError, match="decoder"):
+        UNetConfig(decoder="heavy")
+
+
+def test_codec_aware_model_takes_extra_planes_and_uses_them():
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light", cond_channels=2))
+    x = torch.rand(2, 5, 64, 64)
+    assert model(x).shape == (2, 3, 64, 64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):  # after training, the planes change the output (encoder and head both see them)
+        loss = F.mse_loss(model(x), torch.rand(2, 3, 64, 64))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        told = model(x)
+        x[:, 3:] = 0
+        blind = model(x)
+    assert (told - blind).abs().max() > 1e-4
+
+
+def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_path):
+    from revamp.train.generator import transfer_weights
+
+    torch.manual_seed(0)
+    source = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16))
+    with torch.no_grad():  # a "trained" source: non-zero output layer
+        source.to_rgb.weight.normal_(0, 0.01)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
+    source = load_model(tmp_path / "src.safetensors")[0]  # as stored (fp16)
+    aware = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2))
+    copied, fresh = transfer_weights(aware, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(aware.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = source.eval()(x)
+        for planes in (torch.zeros(1, 2, 64, 64), torch.rand(1, 2, 64, 64)):
+            # the stem's and the head's new input channels start at zero: the planes change nothing yet
+            assert (aware.eval()(torch.cat([x, planes], 1)) - expected).abs().max() < 1e-4
+    light = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light"))
+    copied, fresh = transfer_weights(light, str(tmp_path / "src.safetensors"))
+    assert copied > 0 and fresh > 0  # encoder and deep blocks fit; the light head starts fresh
+    assert torch.equal(light.encoder.conv_stem.weight, source.encoder.conv_stem.weight)

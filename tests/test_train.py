@@ -51,6 +51,27 @@ def test_pair_dataset_index_determines_sample():
     assert x1.shape == (3, 32, 32) and y1.shape == (3, 64, 64)
 
 
+def test_codec_aware_pairs_carry_the_true_step_or_blind_planes():
+    from revamp.codec import condition_value, ijg_table, jpeg_step
+
+    images = [natural_image(100, 120, seed=s) for s in range(3)]
+    deg = JpegDegradation(quality=(30, 30))
+    ds = PairDataset(images, 32, deg, seed=7, condition=True, blind_prob=0.25)
+    plain = PairDataset(images, 32, deg, seed=7)
+    told = torch.tensor(float(condition_value(jpeg_step(ijg_table(30)))))
+    blind = 0
+    for i in range(80):
+        x, y = ds[i]
+        x0, y0 = plain[i]
+        assert x.shape == (5, 32, 32) and torch.equal(x[:3], x0) and torch.equal(y, y0)  # same samples as a blind run
+        if x[4].any():
+            assert torch.all(x[4] == 1) and torch.allclose(x[3], told)
+        else:
+            blind += 1
+            assert not x[3].any()
+    assert 10 <= blind <= 30
+
+
 def _weights(trainer):
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 

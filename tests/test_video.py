@@ -246,3 +246,26 @@ def test_torchrun_shares_one_video_across_two_ranks(tmp_path, identity):
     a, b = decoded_rgb(tmp_path / "two.mkv"), decoded_rgb(tmp_path / "one.mkv")
     assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert frame_times(tmp_path / "two.mkv") == frame_times(src)
+
+
+@pytest.mark.parametrize("codec, told", [("libx264", True), ("mpeg2video", True), ("libx265", False)])
+def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch, codec, told):
+    import revamp.video.job as job
+    from revamp.codec import BLIND
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+
+    path = tmp_path / "aware.safetensors"
+    save_model(UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2)), path,
+               name="aware", task="test", recipe={}, half=False)
+    hints = []
+    real = job.hint_for_video_frame
+    monkeypatch.setattr(job, "hint_for_video_frame", lambda frame, name: hints.append(real(frame, name)) or hints[-1])
+    options = {"qp": "30"} if codec == "libx264" else {"x265-params": "qp=30:log-level=none"} if codec == "libx265" else None
+    src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, subtitles=False)
+    report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"))
+    assert report.restored_frames == 10 and len(hints) == 10
+    if told:  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
+        assert sum(h.steps is not None and h.block == 16 for h in hints) >= 9
+    else:  # FFmpeg exports no quantisers for HEVC: blind
+        assert all(h is BLIND for h in hints)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from revamp.codec import hint_for_image
 from revamp.imageio import INPUT_SUFFIXES, ImageReadError, output_suffix, read_image, save_image
 
 
@@ -73,7 +74,9 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
                 if tiles > 1:
                     bar.set_postfix_str(f"{job.source.name[-30:]} tile {done[0]}/{tiles}")
 
-            out = restorer.restore_picture(pic, on_tile, inplace=True)  # pic is not needed afterwards
+            # Codec-aware models: the file's JPEG tables, else the pixel estimator, else blind.
+            hint = hint_for_image(job.source, pic.rgb) if restorer.codec_aware else None
+            out = restorer.restore_picture(pic, on_tile, inplace=True, hint=hint)  # pic is not needed afterwards
             save_image(out, job.target, fmt)
             report.done.append(job.source)
         except ImageReadError as exc:

@@ -21,6 +21,7 @@ import torch
 
 ENCODERS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "resnet34")
 SIZES = ("640x360", "1280x720", "1920x1080")
+DECODERS = ("full", "light")
 
 
 def available_backends() -> list[str]:
@@ -64,7 +65,7 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
 
     from revamp.tiling import pad_to_multiple
 
-    x, _, _ = pad_to_multiple(torch.zeros(1, 3, h, w), model.size_multiple)
+    x, _, _ = pad_to_multiple(torch.zeros(1, 3 + model.config.cond_channels, h, w), model.size_multiple)
     with FlopCounterMode(display=False, depth=2) as counter, torch.no_grad():
         model(x)
     encoder = sum(counter.get_flop_counts().get(f"{type(model).__name__}.encoder", {}).values())
@@ -72,7 +73,7 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
 
 
 def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = 512,
-              tile_overlap: int = 64, progress=print) -> dict:
+              tile_overlap: int = 64, progress=print, decoders=DECODERS) -> dict:
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.restorer import Restorer
@@ -81,11 +82,11 @@ def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, ru
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("REVAMP_CACHE", tmp)  # ONNX exports of these throwaway models
-        for encoder in encoders:
+        for encoder, decoder in ((e, d) for d in decoders for e in encoders):
             torch.manual_seed(0)
-            model = UNetGenerator(UNetConfig(encoder=encoder, width=width)).eval()
+            model = UNetGenerator(UNetConfig(encoder=encoder, width=width, decoder=decoder)).eval()
             params = sum(p.numel() for p in model.parameters()) / 1e6
-            path = Path(tmp) / f"{encoder}.safetensors"
+            path = Path(tmp) / f"{encoder}-{decoder}.safetensors"
             save_model(model, path, name=encoder, task="bench", recipe={})
             flops = {size: gflops(model, *_hw(size)) for size in sizes}
             for backend in backends:
@@ -101,7 +102,7 @@ def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, ru
                         restorer.restore_rgb(frame)
                         times.append(time.perf_counter() - start)
                     s = statistics.median(times)
-                    row = {"encoder": encoder, "backend": backend, "size": size, "s_per_frame": round(s, 3), "fps": round(1 / s, 3),
+                    row = {"encoder": encoder, "decoder": decoder, "backend": backend, "size": size, "s_per_frame": round(s, 3), "fps": round(1 / s, 3),
                            "params_m": round(params, 2), "gflops": round(flops[size][0], 3), "encoder_gflops": round(flops[size][1], 3),
                            "peak_rss_mb": round(_peak_rss_mb()) if tracked else None, "tiles": restorer.tile_count(w, h)}
                     results.append(row)
@@ -116,25 +117,29 @@ def _hw(size: str) -> tuple[int, int]:
 
 def bench_markdown(report: dict) -> str:
     rows = report["results"]
-    lines = ["| encoder | params (M) | size | GFLOPs (encoder) | " + " | ".join(f"{b} s/frame" for b in dict.fromkeys(r["backend"] for r in rows)) + " | peak RSS (MB) |"]
     backends = list(dict.fromkeys(r["backend"] for r in rows))
-    lines.append("|---" * (5 + len(backends)) + "|")
-    for encoder in dict.fromkeys(r["encoder"] for r in rows):
-        for size in dict.fromkeys(r["size"] for r in rows):
-            sel = {r["backend"]: r for r in rows if r["encoder"] == encoder and r["size"] == size}
-            any_row = next(iter(sel.values()))
-            peak = max((r["peak_rss_mb"] or 0) for r in sel.values())
-            enc = f" ({any_row['encoder_gflops']:.1f})" if "encoder_gflops" in any_row else ""
-            lines.append(f"| {encoder} | {any_row['params_m']} | {size} | {any_row['gflops']:.1f}{enc} | "
-                         + " | ".join(f"{sel[b]['s_per_frame']:.3f}" if b in sel else "-" for b in backends) + f" | {peak or '-'} |")
-    ratio = _ratio(rows, "resnet34", "mobilenetv3_large_100")
-    if ratio:
-        lines += ["", "ResNet34 / MobileNetV3-Large time per frame: " + ", ".join(f"{k}: {v:.2f}x" for k, v in ratio.items())
-                  + " (the paper: 0.27 s against 0.12 s, 2.25x, on a Titan X)."]
-    shares = {r["encoder"]: r["encoder_gflops"] / r["gflops"] for r in rows if r.get("encoder_gflops") and r["gflops"]}
+    lines = ["| encoder | decoder | params (M) | size | GFLOPs (encoder) | " + " | ".join(f"{b} s/frame" for b in backends) + " | peak RSS (MB) |"]
+    lines.append("|---" * (6 + len(backends)) + "|")
+    for decoder in dict.fromkeys(r.get("decoder", "full") for r in rows):
+        for encoder in dict.fromkeys(r["encoder"] for r in rows):
+            for size in dict.fromkeys(r["size"] for r in rows):
+                sel = {r["backend"]: r for r in rows if r["encoder"] == encoder and r["size"] == size and r.get("decoder", "full") == decoder}
+                if not sel:
+                    continue
+                any_row = next(iter(sel.values()))
+                peak = max((r["peak_rss_mb"] or 0) for r in sel.values())
+                enc = f" ({any_row['encoder_gflops']:.1f})" if "encoder_gflops" in any_row else ""
+                lines.append(f"| {encoder} | {decoder} | {any_row['params_m']} | {size} | {any_row['gflops']:.1f}{enc} | "
+                             + " | ".join(f"{sel[b]['s_per_frame']:.3f}" if b in sel else "-" for b in backends) + f" | {peak or '-'} |")
+    for decoder in dict.fromkeys(r.get("decoder", "full") for r in rows):
+        ratio = _ratio([r for r in rows if r.get("decoder", "full") == decoder], "resnet34", "mobilenetv3_large_100")
+        if ratio:
+            lines += ["", f"ResNet34 / MobileNetV3-Large time per frame, {decoder} decoder: " + ", ".join(f"{k}: {v:.2f}x" for k, v in ratio.items())
+                      + " (the paper: 0.27 s against 0.12 s, 2.25x, on a Titan X)."]
+    shares = {(r["encoder"], r.get("decoder", "full")): r["encoder_gflops"] / r["gflops"] for r in rows if r.get("encoder_gflops") and r["gflops"]}
     if shares:
-        lines += ["", "Share of the FLOPs spent in the encoder (the rest is the decoder, most of it at full and half "
-                  "resolution): " + ", ".join(f"{e} {100 * v:.0f} %" for e, v in shares.items()) + "."]
+        lines += ["", "Share of the FLOPs spent in the encoder (the rest is the decoder): "
+                  + ", ".join(f"{e} ({d}) {100 * v:.0f} %" for (e, d), v in shares.items()) + "."]
     lines += ["", f"Machine: {report['machine']}; decoder width {report['width']}; tiles of {report['tile']} px "
               f"(overlap {report['tile_overlap']}); median of {report['runs']} runs after one warm-up."]
     return "\n".join(lines) + "\n"

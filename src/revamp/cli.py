@@ -35,7 +35,8 @@ def _restorer(args):
     from revamp.restorer import Restorer
 
     try:
-        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap, backend=args.backend)
+        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap, backend=args.backend,
+                        strength=args.strength)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
 
@@ -169,9 +170,12 @@ def _eval_video(args, models, degradations, data: Path) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from revamp.bench import ENCODERS, available_backends, bench_markdown, run_bench
+    from revamp.bench import DECODERS, ENCODERS, available_backends, bench_markdown, run_bench
 
     encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
+    decoders = args.decoders.split(",") if args.decoders else list(DECODERS)
+    if set(decoders) - set(DECODERS):
+        raise CliError(f"unknown decoder(s) {', '.join(sorted(set(decoders) - set(DECODERS)))}: use {', '.join(DECODERS)}")
     backends = args.backends.split(",") if args.backends else available_backends()
     unknown = sorted(set(backends) - set(available_backends()))
     if unknown:
@@ -179,10 +183,11 @@ def cmd_bench(args) -> int:
 
     def progress(row):
         if not args.quiet:
-            print(f"  {row['encoder']:24s} {row['backend']:12s} {row['size']:>9s}: {row['s_per_frame']:.3f} s/frame", file=sys.stderr)
+            print(f"  {row['encoder']:24s} {row['decoder']:5s} {row['backend']:12s} {row['size']:>9s}: {row['s_per_frame']:.3f} s/frame", file=sys.stderr)
 
-    report = run_bench(encoders, args.sizes.split(","), backends, width=args.width, runs=args.runs, tile=args.tile, progress=progress)
-    report["command"] = (f"revamp bench --encoders {','.join(encoders)} --sizes {args.sizes} --backends {','.join(backends)} "
+    report = run_bench(encoders, args.sizes.split(","), backends, width=args.width, runs=args.runs, tile=args.tile, progress=progress,
+                       decoders=decoders)
+    report["command"] = (f"revamp bench --encoders {','.join(encoders)} --decoders {','.join(decoders)} --sizes {args.sizes} --backends {','.join(backends)} "
                          f"--width {args.width} --runs {args.runs} --tile {args.tile}")
     print(bench_markdown(report))
     if args.json:
@@ -331,6 +336,9 @@ def _add_inference_options(p: argparse.ArgumentParser, model: bool = True, backe
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
                    help=f"inference engine (default {backend}; auto: the fastest measured on this kind of machine)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="codec-aware models: scale the quantiser the file reports, 0 to 2 (lower keeps more detail, "
+                        "higher smooths more; default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -397,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="seconds per frame for each encoder, backend and frame size, side by side")
     bench.add_argument("--encoders", help="comma list (default: mobilenetv3_small_100,mobilenetv3_large_100,resnet34)")
+    bench.add_argument("--decoders", help="comma list of full (DeOldify's layout) and light (default: both)")
     bench.add_argument("--sizes", default="640x360,1280x720,1920x1080", help="comma list of WxH (default 640x360,1280x720,1920x1080)")
     bench.add_argument("--backends", help="comma list of torch, torch-bf16, onnxruntime (default: all available)")
     bench.add_argument("--width", type=int, default=32, help="decoder width, the same for every encoder (default 32, as shipped)")

@@ -92,7 +92,7 @@ def read_video_qp(path: str | Path, max_frames: int | None = None) -> Iterator[F
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        if stream.codec_context.name not in ("h264", "mpeg2video"):
+        if stream.codec_context.name not in ("h264", "mpeg2video", "mpeg4"):
             raise ValueError(f"{path}: FFmpeg exports quantiser maps for H.264 and MPEG-2, not {stream.codec_context.name}")
         stream.codec_context.options = {"export_side_data": "venc_params"}
         for index, frame in enumerate(container.decode(stream)):
@@ -121,7 +121,9 @@ def estimate_steps(rgb: np.ndarray, positions: int = 10, max_step: int = 64) -> 
         c = c[np.abs(c) > 0.75]  # zeros fit every step
         if len(c) < 50:
             continue
-        scores = {q: float(np.mean(np.cos(2 * np.pi * c / q))) for q in range(2, max_step + 1)}
+        # Only steps that most coefficients reach: small coefficients "fit" any large step (cos ~ 1).
+        mag = np.abs(c)
+        scores = {q: float(np.mean(np.cos(2 * np.pi * c / q))) for q in range(2, max_step + 1) if np.mean(mag > q / 2) > 0.5}
         # A step's multiples fit its divisors too: take the largest step that fits clearly.
         fitting = [q for q, s in scores.items() if s > 0.6]
         steps[int(k)] = max(fitting) if fitting else 1
@@ -137,3 +139,93 @@ def estimate_jpeg_quality(rgb: np.ndarray) -> int:
     got = np.array([steps[i] for i in idx])
     errors = [np.abs(np.log(ijg_table(q).reshape(-1)[idx]) - np.log(got)).mean() for q in range(1, 101)]
     return int(np.argmin(errors)) + 1
+
+
+# What a codec-aware model is told: the quantiser step of each block, in pixel units of an
+# orthonormal 8x8 DCT (JPEG's, MPEG-2's; H.264/H.265's Qstep is defined to match). So one number
+# means about the same damage whatever the codec was.
+def jpeg_step(luma_table: np.ndarray) -> float:
+    """Mean step of the luma table: the whole table scales with the IJG quality."""
+    return float(np.mean(luma_table))
+
+
+def h26x_step(qp: float | np.ndarray) -> float | np.ndarray:
+    """H.264/H.265 Qstep: 0.625 at QP 0, doubling every 6 QP."""
+    return 0.625 * 2.0 ** (np.asarray(qp, dtype=np.float64) / 6)
+
+
+def mpeg_step(quantiser_scale: float | np.ndarray) -> float | np.ndarray:
+    """MPEG-2/MPEG-4 Part 2: FFmpeg exports quantiser_scale (2 x qscale), the inter step with the
+    default flat matrix (MPEG-2) and H.263 quantisation (MPEG-4)."""
+    return np.asarray(quantiser_scale, dtype=np.float64)
+
+
+def condition_value(step: np.ndarray | float) -> np.ndarray:
+    """Step -> [0, 1]: log2 of steps 1..256 over 8 (JPEG q95 is about 0.3, q10 about 0.95,
+    H.264 QP 37 about 0.69)."""
+    return np.clip(np.log2(np.maximum(np.asarray(step, dtype=np.float64), 1.0)) / 8, 0, 1).astype(np.float32)
+
+
+CONDITION_CHANNELS = 2  # the step plane, and a plane that says whether it is known
+
+
+@dataclass
+class CodecHint:
+    """What the model is told about a picture: quantiser steps over blocks of ``block`` pixels,
+    or nothing (``steps`` None: blind, the model falls back to guessing from the pixels)."""
+
+    steps: np.ndarray | None
+    block: int = 8
+    source: str = "blind"
+
+    @classmethod
+    def constant(cls, step: float, height: int, width: int, source: str) -> CodecHint:
+        return cls(np.full(((height + 7) // 8, (width + 7) // 8), step, dtype=np.float32), 8, source)
+
+    def planes(self, y0: int, y1: int, x0: int, x1: int, strength: float = 1.0) -> np.ndarray:
+        """(2, y1-y0, x1-x0) float32 input planes for a window of the picture. ``strength``
+        scales the step the model is told about (0: as if uncompressed, 2: twice as coarse)."""
+        out = np.zeros((CONDITION_CHANNELS, y1 - y0, x1 - x0), dtype=np.float32)
+        if self.steps is None:
+            return out
+        b = self.block
+        rows = self.steps[y0 // b : (y1 + b - 1) // b, x0 // b : (x1 + b - 1) // b]
+        full = np.repeat(np.repeat(rows, b, axis=0), b, axis=1)[y0 % b :, x0 % b :]
+        # Maps can be a block short of the picture (MPEG-2 pads to 16): repeat the last block.
+        full = np.pad(full, ((0, max(y1 - y0 - full.shape[0], 0)), (0, max(x1 - x0 - full.shape[1], 0))), mode="edge")
+        out[0] = condition_value(full[: y1 - y0, : x1 - x0] * strength)
+        out[1] = 1.0
+        return out
+
+
+BLIND = CodecHint(None)
+
+
+def hint_for_image(path, rgb: np.ndarray | None) -> CodecHint:
+    """The file's JPEG tables if it has them (``path``: a file name or file object); else the pixel
+    estimator on ``rgb`` (uint8, or float in [0, 1]) when it finds a JPEG grid (quality below 95);
+    else blind."""
+    info = read_jpeg_tables(path) if path is not None else None
+    h, w = rgb.shape[:2] if rgb is not None else (0, 0)
+    if info is not None:
+        return CodecHint.constant(jpeg_step(info.luma), h, w, f"JPEG tables (IJG quality {info.quality})")
+    if rgb is None:
+        return BLIND
+    # A central 1024-px window on the 8x8 grid is plenty of blocks, and keeps big pictures cheap.
+    y0, x0 = max(h // 2 - 512, 0) // 8 * 8, max(w // 2 - 512, 0) // 8 * 8
+    window = rgb[y0 : y0 + 1024, x0 : x0 + 1024]
+    quality = estimate_jpeg_quality(window * 255 if window.dtype.kind == "f" else window)
+    if quality < 95:
+        return CodecHint.constant(jpeg_step(ijg_table(quality)), h, w, f"pixel estimate (JPEG quality {quality})")
+    return BLIND
+
+
+def hint_for_video_frame(frame, codec: str) -> CodecHint:
+    """Per-macroblock steps from a decoded PyAV frame's VideoEncParams (decoder opened with
+    ``export_side_data=venc_params``); blind for codecs FFmpeg exports nothing for (HEVC)."""
+    params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
+    if params is None or codec not in ("h264", "mpeg2video", "mpeg4"):
+        return BLIND
+    qp = params.qp_map().astype(np.float64)
+    steps = h26x_step(qp) if codec == "h264" else mpeg_step(qp)
+    return CodecHint(np.asarray(steps, dtype=np.float32), 16, f"{codec} quantisers")

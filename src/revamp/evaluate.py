@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from revamp.data.degrade import jpeg
+from revamp.data.degrade import double_jpeg, jpeg
 from revamp.metrics import psnr, psnr_b, ssim
 
 def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
@@ -46,16 +46,22 @@ NO_REFERENCE = {"niqe", "brisque"}
 TARGET = "Target (originals)"
 
 
-QUANTISER_RANGE = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "mpeg2": (1, 31), "mpeg4": (1, 31)}
+QUANTISER_RANGE = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "mpeg2": (1, 31), "mpeg4": (1, 31),
+                   "jpeg-resaved": (1, 100), "h264-reencoded": (0, 51)}
+# Mismatch cases for codec-aware models: the file reports a lighter compression than the damage.
+RESAVE_QUALITY = 90  # jpeg-resaved:Q = JPEG at Q, cropped by 4 px (grid shift), saved again at q90
+REENCODE_QP = 22  # h264-reencoded:QP = H.264 at QP, decoded and encoded again at QP 22
 
 
 def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
-    """``jpeg:10,20`` (IJG quality), ``h264:qp37``/``h265:32,37`` (QP), ``mpeg2:8``/``mpeg4:8`` (qscale)."""
+    """``jpeg:10,20`` (IJG quality), ``h264:qp37``/``h265:32,37`` (QP), ``mpeg2:8``/``mpeg4:8`` (qscale);
+    ``jpeg-resaved:Q`` and ``h264-reencoded:QP`` are damaged at Q/QP, then saved again more lightly."""
     out = []
     for spec in specs:
         kind, _, values = spec.partition(":")
         if kind not in QUANTISER_RANGE or not values:
-            raise ValueError(f"bad --degrade {spec!r}: use jpeg:Q[,Q...] (e.g. jpeg:10,20,30,40), h264:qp37, h265:qp32,37, mpeg2:8 or mpeg4:8")
+            raise ValueError(f"bad --degrade {spec!r}: use jpeg:Q[,Q...] (e.g. jpeg:10,20,30,40), h264:qp37, h265:qp32,37, mpeg2:8, "
+                             "mpeg4:8, jpeg-resaved:Q or h264-reencoded:QP")
         lo, hi = QUANTISER_RANGE[kind]
         for v in values.split(","):
             q = int(v.removeprefix("qp"))
@@ -69,13 +75,34 @@ def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
     """One picture through JPEG, or through a video codec as an intra-coded frame (PyAV), at quantiser q."""
     if kind == "jpeg":
         return jpeg(img, q)
+    if kind == "jpeg-resaved":
+        return double_jpeg(img, q, RESAVE_QUALITY, (4, 4))
     from revamp.data.degrade import video_roundtrip
 
     rgb = np.dstack([img] * 3) if img.ndim == 2 else img
     h, w = rgb.shape[:2]
     even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    out = video_roundtrip([even], kind, q)[0][:h, :w]
+    if kind == "h264-reencoded":
+        out = video_roundtrip(video_roundtrip([even], "h264", q), "h264", REENCODE_QP)[0][:h, :w]
+    else:
+        out = video_roundtrip([even], kind, q)[0][:h, :w]
     return np.round(out.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8) if img.ndim == 2 else out
+
+
+def file_hint(kind: str, q: int, height: int, width: int):
+    """What the compressed file would tell a codec-aware model: the JPEG tables, or the quantiser of
+    the intra frame (H.264, MPEG-2, MPEG-4; FFmpeg exports nothing for HEVC, so that stays blind)."""
+    from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
+    from revamp.data.degrade import frame_step
+
+    if kind in ("jpeg", "jpeg-resaved"):
+        told = q if kind == "jpeg" else RESAVE_QUALITY
+        return CodecHint.constant(jpeg_step(ijg_table(told)), height, width, "JPEG tables")
+    if kind == "h265":
+        return BLIND
+    if kind == "h264-reencoded":
+        return CodecHint.constant(frame_step("h264", REENCODE_QP, "I"), height, width, "h264 quantiser")
+    return CodecHint.constant(frame_step(kind, q, "I"), height, width, f"{kind} quantiser")
 
 
 def load_clean(path: Path, gray: bool = False) -> np.ndarray:
@@ -164,7 +191,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
             for name, restorer in models.items():
                 if restorer.scale != scale:
                     raise ValueError(f"model {name} is x{restorer.scale}, the evaluation is x{scale}")
-                outputs[name] = restorer.restore(degraded)
+                outputs[name] = restorer.restore(degraded, hint=file_hint(kind, q, degraded.shape[0], degraded.shape[1]))
             if NO_REFERENCE & set(metrics):
                 outputs[TARGET] = clean  # the paper's "Target" row: no-reference scores of the originals
             for method, img in outputs.items():

@@ -1,6 +1,7 @@
 """ONNX export of a generator, for onnxruntime and other runtimes.
 
-The graph takes ``image`` (N, 3, H, W) in [0, 1], H and W multiples of the model's
+The graph takes ``image`` (N, 3 + C, H, W) in [0, 1] (C: the conditioning planes of a codec-aware
+model, else 0), H and W multiples of the model's
 ``size_multiple`` (32: pad first, as revamp's tiling does), and returns ``restored``
 (N, 3, H*scale, W*scale), not clamped. Batch, height and width are dynamic; spectral norm is
 already folded into the weights of every revamp model file. The model's metadata (name, scale,
@@ -28,7 +29,7 @@ def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> 
     model, _ = load_model(model_path, "cpu")
     model.eval()
     m = model.size_multiple
-    example = torch.rand(1, 3, 2 * m, 3 * m)
+    example = torch.rand(1, model.config.in_channels + model.config.cond_channels, 2 * m, 3 * m)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -53,7 +54,7 @@ def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> 
 
 
 class OnnxRunner:
-    """Runs an exported generator with onnxruntime: (N, 3, H, W) float32 tensor in, tensor out."""
+    """Runs an exported generator with onnxruntime: (N, 3 + C, H, W) float32 tensor in, tensor out."""
 
     def __init__(self, onnx_path: str | Path, threads: int | None = None):
         import onnxruntime as ort
@@ -90,6 +91,11 @@ def max_difference(model_path: str | Path, onnx_path: str | Path, image: np.ndar
     model, _ = load_model(model_path, "cpu")
     model.eval()
     x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255
+    if model.config.cond_channels:  # a codec-aware model: the planes the pixel estimator would give
+        from revamp.codec import hint_for_image
+
+        h, w = image.shape[:2]
+        x = torch.cat([x, torch.from_numpy(hint_for_image(None, image).planes(0, h, 0, w))[None]], dim=1)
     x, _, _ = pad_to_multiple(x, model.size_multiple)
     with torch.no_grad():
         ref = model(x).clamp(0, 1)

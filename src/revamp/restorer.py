@@ -1,6 +1,7 @@
 """The Python API: ``Restorer("default").restore(image)``."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from revamp.codec import CodecHint, hint_for_image, jpeg_step
 from revamp.imageio import Picture, picture_from_pil
 from revamp.models.files import load_model
 from revamp.registry import resolve_model
@@ -52,11 +54,17 @@ class Restorer:
     processed in overlapping tiles, so memory stays bounded for any size.
     """
 
-    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch"):
+    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch",
+                 strength: float = 1.0):
+        if not 0 <= strength <= 2:
+            raise ValueError(f"strength must be between 0 and 2, not {strength}")
+        self.strength = strength
         self.device = pick_device(device)
         self.model_path: Path = resolve_model(model)
         self.model, self.metadata = load_model(self.model_path, self.device)
         self.scale: int = self.model.config.scale
+        # Codec-aware models take the quantiser the file reports (revamp.codec) as extra planes.
+        self.codec_aware: bool = self.model.config.cond_channels > 0
         self.tile, self.tile_overlap = tile, tile_overlap
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
@@ -83,40 +91,50 @@ class Restorer:
 
         return len(tile_windows(height, width, self.tile, self.tile_overlap, self.model.size_multiple))
 
-    def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False) -> np.ndarray:
+    def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False,
+                    hint: CodecHint | None = None) -> np.ndarray:
         """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32. ``inplace`` (scale 1) writes
-        the result over ``rgb``: a big picture then needs no second full-size buffer."""
+        the result over ``rgb``: a big picture then needs no second full-size buffer. ``hint``: what
+        the file says about its quantiser (codec-aware models; None: estimated from the pixels)."""
         image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time
         h, w = rgb.shape[:2]
+        condition = None
+        if self.codec_aware:
+            hint = hint if hint is not None else hint_for_image(None, rgb)
+            condition = functools.partial(hint.planes, strength=self.strength)
         if inplace and self.scale == 1 and rgb.dtype == np.float32 and rgb.flags.c_contiguous and rgb.flags.writeable:
             dest = rgb
         else:
             dest = np.empty((h * self.scale, w * self.scale, 3), dtype=np.float32)
-        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile, dest)
+        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile, dest, condition)
 
-    def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False) -> Picture:
-        rgb = self.restore_rgb(pic.rgb, on_tile, inplace)
+    def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False,
+                        hint: CodecHint | None = None) -> Picture:
+        rgb = self.restore_rgb(pic.rgb, on_tile, inplace, hint)
         alpha = pic.alpha
         if alpha is not None and self.scale > 1:
             h, w = alpha.shape
             alpha = np.asarray(Image.fromarray(alpha, "F").resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC)).clip(0, 1)
         return Picture(rgb, alpha, pic.gray, pic.bits, pic.icc_profile, pic.exif)
 
-    def restore(self, image: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+    def restore(self, image: Image.Image | np.ndarray, hint: CodecHint | None = None) -> Image.Image | np.ndarray:
         """Restore a PIL image or a numpy array; the result has the input's type, mode and dtype.
 
         Arrays: H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA); uint8, uint16,
-        or float in [0, 1].
+        or float in [0, 1]. ``hint`` (codec-aware models): the picture's quantisers; by default a
+        PIL image opened from a JPEG file tells its tables, anything else is estimated from pixels.
         """
         if isinstance(image, Image.Image):
             pic = picture_from_pil(image, image.info.get("icc_profile"), None)
-            out = self.restore_picture(pic)
+            if hint is None and self.codec_aware and image.format == "JPEG" and getattr(image, "quantization", None):
+                hint = CodecHint.constant(jpeg_step(np.asarray(image.quantization[0])), image.height, image.width, "JPEG tables")
+            out = self.restore_picture(pic, hint=hint)
             return _to_pil(out, image.mode)
         if isinstance(image, np.ndarray):
-            return self._restore_array(image)
+            return self._restore_array(image, hint)
         raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
 
-    def _restore_array(self, arr: np.ndarray) -> np.ndarray:
+    def _restore_array(self, arr: np.ndarray, hint: CodecHint | None) -> np.ndarray:
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
             raise ValueError(f"expected an H x W, H x W x 3 or H x W x 4 array, got shape {arr.shape}")
         if arr.dtype == np.uint8:
@@ -134,7 +152,7 @@ class Restorer:
             pic = Picture(np.repeat(x[..., None], 3, axis=2), gray=True)
         else:
             pic = Picture(np.ascontiguousarray(x[..., :3]), x[..., 3] if x.shape[2] == 4 else None)
-        out = self.restore_picture(pic)
+        out = self.restore_picture(pic, hint=hint)
         y = out.rgb.mean(axis=2) if gray else out.rgb
         if out.alpha is not None:
             y = np.dstack([y, out.alpha])

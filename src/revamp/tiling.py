@@ -68,6 +68,7 @@ def restore_tiled(
     multiple: int = 32,
     on_tile: Callable[[], None] | None = None,
     dest: np.ndarray | None = None,
+    condition: Callable[[int, int, int, int], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Restore a (C, H, W) float image in [0, 1]; returns (C, H*scale, W*scale) float32 numpy, or
     fills ``dest``, an (H*scale, W*scale, C) float32 array, and returns it.
@@ -78,6 +79,8 @@ def restore_tiled(
     blended in a float32 band; rows are written out as soon as no later tile touches them. So
     ``dest`` may be the input itself (scale 1, ``image`` a view of it): rows are overwritten only
     once no later tile reads them, and a big picture needs no second full-size buffer.
+    ``condition(y0, y1, x0, x1)`` gives extra input planes for a window (codec-aware models),
+    made per tile so no full-size copy exists.
     """
     c, h, w = image.shape
     windows = tile_windows(h, w, tile, overlap, multiple)
@@ -103,7 +106,10 @@ def restore_tiled(
             emit(band[:, :keep], band_start)
         band, band_start = new, y0 * scale
         for x0, x1 in row:
-            x, _, _ = pad_to_multiple(image[None, :, y0:y1, x0:x1], multiple)
+            x = image[None, :, y0:y1, x0:x1]
+            if condition is not None:
+                x = torch.cat([x, torch.from_numpy(condition(y0, y1, x0, x1))[None]], dim=1)
+            x, _, _ = pad_to_multiple(x, multiple)
             y = run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].float().cpu().numpy()
             wy = _ramp((y1 - y0) * scale, overlap * scale, y0 > 0, y1 < h)
             wx = _ramp((x1 - x0) * scale, overlap * scale, x0 > 0, x1 < w)

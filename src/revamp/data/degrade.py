@@ -1,7 +1,9 @@
 """Synthetic degradations: what archive pictures went through, reproducible from a seed.
 
 Every degradation maps a clean uint8 RGB array (H, W, 3) to a degraded uint8
-array, drawing its random choices from the numpy Generator it is given.
+array, drawing its random choices from the numpy Generator it is given. ``sample`` also returns
+the quantiser step of the last compression (``revamp.codec`` units; None: not compressed), what a
+codec-aware model is told in training.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+
+from revamp.codec import h26x_step, ijg_table, jpeg_step, mpeg_step
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
@@ -31,7 +35,7 @@ def double_jpeg(img: np.ndarray, q1: int, q2: int, shift: tuple[int, int], subsa
     """Compress, shift the 8x8 grid by (dy, dx) pixels, compress again (a re-saved, re-cropped file)."""
     dy, dx = shift
     first = jpeg(img, q1, subsampling)
-    padded = np.pad(first, ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+    padded = np.pad(first, ((dy, 0), (dx, 0), (0, 0))[: img.ndim], mode="edge")
     return jpeg(padded, q2, subsampling)[dy:, dx:]
 
 
@@ -65,14 +69,18 @@ class JpegDegradation:
         return int(round(lo + (hi - lo) * rng.random() ** self.quality_power))
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.sample(img, rng)[0]
+
+    def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         modes = list(self.subsampling)
         probs = np.array([self.subsampling[m] for m in modes], dtype=float)
         mode = modes[rng.choice(len(modes), p=probs / probs.sum())]
         q = self.sample_quality(rng)
+        step = jpeg_step(ijg_table(q))  # a double-compressed file only tells its last quality
         if rng.random() < self.double_prob:
             shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
-            return double_jpeg(img, self.sample_quality(rng), q, shift, mode)
-        return jpeg(img, q, mode)
+            return double_jpeg(img, self.sample_quality(rng), q, shift, mode), step
+        return jpeg(img, q, mode), step
 
 
 # Video codecs: (encoder, decoder, quantiser kind). Quantisers are H.264/H.265 QP (0..51) or the
@@ -85,9 +93,10 @@ VIDEO_CODECS = {
 }
 
 
-def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2) -> list[np.ndarray]:
+def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2, steps: list | None = None) -> list[np.ndarray]:
     """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
-    them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order."""
+    them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order; the
+    quantiser step of each is appended to ``steps`` if given (see ``frame_step``)."""
     from fractions import Fraction
 
     import av
@@ -114,11 +123,22 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         vf.pts = i
         packets += enc.encode(vf)
     packets += enc.encode(None)
-    out = [f.to_ndarray(format="rgb24") for p in packets for f in dec.decode(p)]
-    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
+    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    out = [f.to_ndarray(format="rgb24") for f in decoded]
+    if steps is not None:
+        steps += [frame_step(codec, q, av.video.frame.PictureType(int(f.pict_type)).name) for f in decoded]
     if len(out) != len(frames):
         raise RuntimeError(f"{codec} round trip returned {len(out)} of {len(frames)} frames")
     return out
+
+
+def frame_step(codec: str, q: int, pict_type: str) -> float:
+    """The step of a frame coded at constant quantiser ``q``. x264/x265 in --qp mode code I frames
+    at QP-3 and B frames at QP+2 (ipratio 1.4, pbratio 1.3; checked against x264's exported QP
+    maps in the tests); MPEG-2/MPEG-4 with qmin = qmax = q use q everywhere (quantiser_scale 2q)."""
+    if VIDEO_CODECS[codec][2] == "qp":
+        return float(h26x_step(q + {"I": -3, "B": 2}.get(pict_type, 0)))
+    return float(mpeg_step(2 * q))
 
 
 @dataclass
@@ -134,6 +154,9 @@ class VideoDegradation:
     max_motion: int = 4
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.sample(img, rng)[0]
+
+    def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         names = sorted(self.codecs)
         codec = names[int(rng.integers(len(names)))]
         lo, hi = self.codecs[codec]
@@ -148,7 +171,9 @@ class VideoDegradation:
             oy, ox = m * self.frames + (t - mid) * vy, m * self.frames + (t - mid) * vx
             clip.append(padded[oy : oy + h, ox : ox + w])
         even = np.pad(np.stack(clip), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        return video_roundtrip(list(even), codec, q)[mid][:h, :w]
+        steps: list[float] = []
+        decoded = video_roundtrip(list(even), codec, q, steps=steps)
+        return decoded[mid][:h, :w], steps[mid]
 
 
 @dataclass
@@ -158,9 +183,12 @@ class MixedDegradation:
     choices: list[tuple[float, object]]
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.sample(img, rng)[0]
+
+    def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         probs = np.array([p for p, _ in self.choices], dtype=float)
         pick = int(rng.choice(len(probs), p=probs / probs.sum()))
-        return self.choices[pick][1](img, rng)
+        return self.choices[pick][1].sample(img, rng)
 
 
 @dataclass
@@ -173,10 +201,13 @@ class SRDegradation:
     blur_prob: float = 0.0
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.sample(img, rng)[0]
+
+    def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         method = self.methods[int(rng.integers(len(self.methods)))]
         blur = float(rng.uniform(0.3, 1.2)) if rng.random() < self.blur_prob else 0.0
         small = downscale(img, self.scale, method, blur)
-        return self.jpeg(small, rng) if self.jpeg else small
+        return self.jpeg.sample(small, rng) if self.jpeg else (small, None)
 
 
 def build_degradation(cfg: dict, scale: int = 1):

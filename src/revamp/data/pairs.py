@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from revamp.codec import BLIND, CodecHint
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -49,16 +51,20 @@ class PairDataset(Dataset):
     """Index i -> (degraded, clean) float tensors in [0, 1], CHW.
 
     ``patch`` is the size of the degraded input; the clean target is
-    ``patch * scale``. Images smaller than the target crop are skipped.
+    ``patch * scale``. Images smaller than the target crop are skipped. With ``condition`` the
+    input carries the codec-conditioning planes after its RGB channels (``revamp.codec``): the
+    true step of the degradation, or blind for a share ``blind_prob`` of the samples.
     """
 
-    def __init__(self, images: list[np.ndarray], patch: int, degradation, seed: int, scale: int = 1, length: int = 2**62):
+    def __init__(self, images: list[np.ndarray], patch: int, degradation, seed: int, scale: int = 1, length: int = 2**62,
+                 condition: bool = False, blind_prob: float = 0.0):
         crop = patch * scale
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} pixels")
         self.patch, self.scale, self.crop = patch, scale, crop
         self.degradation, self.seed, self.length = degradation, seed, length
+        self.condition, self.blind_prob = condition, blind_prob
 
     def __len__(self) -> int:
         return self.length
@@ -73,10 +79,15 @@ class PairDataset(Dataset):
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
         clean = np.ascontiguousarray(clean)
-        degraded = self.degradation(clean, rng)
+        degraded, step = self.degradation.sample(clean, rng)
         if degraded.shape[:2] != (self.patch, self.patch):
             raise ValueError(f"degradation gave {degraded.shape[:2]}, expected {self.patch}x{self.patch} (scale {self.scale})")
-        return to_tensor(degraded), to_tensor(clean)
+        x = to_tensor(degraded)
+        if self.condition:
+            blind = step is None or rng.random() < self.blind_prob
+            hint = BLIND if blind else CodecHint.constant(step, self.patch, self.patch, "training")
+            x = torch.cat([x, torch.from_numpy(hint.planes(0, self.patch, 0, self.patch))])
+        return x, to_tensor(clean)
 
 
 class RangeSampler(Sampler[int]):

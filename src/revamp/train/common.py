@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from revamp.data.degrade import build_degradation
+from revamp.codec import CodecHint, ijg_table, jpeg_step
 from revamp.data.pairs import PairDataset, RangeSampler, list_images, load_rgb, split_train_val, to_tensor
 from revamp.metrics import psnr
 from revamp.tiling import pad_to_multiple
@@ -109,6 +110,17 @@ def lr_at(step_in_phase: int, phase_steps: int, lr: float, min_lr: float, warmup
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
+def validation_input(model: torch.nn.Module, degraded: np.ndarray, quality: int, device: torch.device) -> torch.Tensor:
+    """A JPEG-compressed validation image as the model's padded input batch; a codec-aware model
+    is told the quality, as the file's tables would tell it."""
+    x = to_tensor(degraded)
+    if model.config.cond_channels:
+        h, w = degraded.shape[:2]
+        hint = CodecHint.constant(jpeg_step(ijg_table(quality)), h, w, "validation")
+        x = torch.cat([x, torch.from_numpy(hint.planes(0, h, 0, w))])
+    return pad_to_multiple(x[None].to(device), 32)[0]
+
+
 class ValidationSet:
     """Held-out images, JPEG-compressed at fixed qualities: PSNR gain over the input and LPIPS."""
 
@@ -130,7 +142,7 @@ class ValidationSet:
         gains: dict[int, list[float]] = {}
         lpips_values = []
         for q, clean, degraded in self.items:
-            x, _, _ = pad_to_multiple(to_tensor(degraded)[None].to(device), 32)
+            x = validation_input(model, degraded, q, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 y = model(x)
             h, w = clean.shape[:2]
@@ -283,7 +295,8 @@ class StageTrainer:
         if per_rank * self.dist.world != phase["batch"]:
             raise ValueError(f"batch {phase['batch']} does not split over {self.dist.world} processes")
         seed = self.cfg["seed"] * 1000 + index + {"generator": 0, "critic": 100, "gan": 200}.get(self.stage, 300)
-        dataset = PairDataset(self.data.images, phase["patch"], self.data.degradation, seed, self.data.scale)
+        dataset = PairDataset(self.data.images, phase["patch"], self.data.degradation, seed, self.data.scale,
+                              condition=self.cfg["model"].get("cond_channels", 0) > 0, blind_prob=self.cfg["data"]["blind_prob"])
         workers = self.cfg["data"]["workers"]
         sampler = RangeSampler(first * phase["batch"], last * phase["batch"], self.dist.rank, self.dist.world)
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,

@@ -13,7 +13,9 @@ DEFAULTS: dict = {
     "model": {"encoder": "mobilenetv3_large_100", "width": 32, "scale": 1, "self_attention": True, "spectral_norm": False},
     "encoder_weights": None,  # safetensors file with encoder weights (e.g. converted ImageNet ones)
     "init": None,  # a revamp model file to start the generator from (fine-tuning)
-    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2},
+    "transfer": None,  # a revamp model file of another architecture: copy every tensor that fits
+    # blind_prob: codec-aware models see this share of training samples without a quantiser hint.
+    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2},
     "degradation": {"jpeg": {"quality": [5, 95], "quality_power": 1.0, "subsampling": {"4:2:0": 0.8, "4:4:4": 0.2}, "double_prob": 0.1}},
     "loss": {"charbonnier": 1.0},
     "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0},

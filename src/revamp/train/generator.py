@@ -15,18 +15,46 @@ from revamp.train.common import StageTrainer
 
 
 def build_generator(cfg: dict) -> UNetGenerator:
-    """A fresh generator, or one that starts from a model file (``init``: fine-tuning)."""
+    """A fresh generator, one that starts from a model file of the same architecture (``init``:
+    fine-tuning), or one that takes what fits from a model of another architecture (``transfer``)."""
     if cfg.get("init"):
         from revamp.models.files import load_model
 
-        model, meta = load_model(cfg["init"])
-        if meta["config"] != dict(UNetConfig(**cfg["model"]).to_dict(), spectral_norm=False):
-            raise ValueError(f"init model {cfg['init']} has architecture {meta['config']}, the config asks for {cfg['model']}")
+        model, _ = load_model(cfg["init"])
+        if model.config != UNetConfig(**dict(cfg["model"], spectral_norm=False)):
+            raise ValueError(f"init model {cfg['init']} has architecture {model.config.to_dict()}, the config asks for {cfg['model']}")
         return model.train()
     model = UNetGenerator(UNetConfig(**cfg["model"]))
     if cfg.get("encoder_weights"):
         load_encoder_weights(model, cfg["encoder_weights"])
+    if cfg.get("transfer"):
+        transfer_weights(model, cfg["transfer"])
     return model
+
+
+def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
+    """Copy every tensor of the model file whose name and shape fit ``model``. A conv that gained
+    input channels (the codec-conditioning planes) keeps the old channels' weights and starts the
+    new ones at zero, so the model starts out computing what the source computed. Returns
+    (tensors copied, tensors left at their initialisation)."""
+    from revamp.models.files import load_model
+
+    source = load_model(path)[0].state_dict()
+    own = model.state_dict()
+    copied = 0
+    for name, value in own.items():
+        src = source.get(name)
+        if src is None:
+            continue
+        if src.shape == value.shape:
+            value.copy_(src)
+        elif src.dim() == 4 and src.shape[0] == value.shape[0] and src.shape[2:] == value.shape[2:] and src.shape[1] < value.shape[1]:
+            value.zero_()
+            value[:, : src.shape[1]] = src
+        else:
+            continue
+        copied += 1
+    return copied, len(own) - copied
 
 
 def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None) -> dict:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from revamp.losses import WeightedLoss
 from revamp.models.critic import CriticConfig, PatchCritic
 from revamp.models.files import load_critic, load_model, save_critic, save_model
-from revamp.train.common import StageTrainer
+from revamp.train.common import StageTrainer, validation_input
 from revamp.train.generator import GeneratorOutputs, recipe
 
 
@@ -71,13 +71,12 @@ class CriticTrainer(StageTrainer):
         if self.data.val is None:
             return
         from revamp.data.pairs import to_tensor
-        from revamp.tiling import pad_to_multiple
 
         self.critic.eval()
         rows = []
         with torch.no_grad():
-            for _, clean, degraded in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
-                x, _, _ = pad_to_multiple(to_tensor(degraded)[None].to(self.device), 32)
+            for q, clean, degraded in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
+                x = validation_input(self.generator, degraded, q, self.device)
                 h, w = clean.shape[:2]
                 fake = self.generator(x)[:, :, :h, :w].float().clamp(0, 1)
                 real_logit, fake_logit = self.critic(to_tensor(clean)[None].to(self.device)), self.critic(fake)

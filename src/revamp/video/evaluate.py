@@ -19,7 +19,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from revamp.codec import BLIND, CodecHint
 from revamp.data.degrade import video_roundtrip
+from revamp.evaluate import REENCODE_QP
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
 from revamp.video.io import filter_graph
@@ -73,9 +75,18 @@ def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[n
     return [baselines.deblock(f, "spp", qp) for f in frames], qp
 
 
-def restore_clip(restorer, frames: list[np.ndarray], strength: float) -> list[np.ndarray]:
+def restore_clip(restorer, frames: list[np.ndarray], strength: float, hints: list[CodecHint] | None = None) -> list[np.ndarray]:
     stabilizer = TemporalStabilizer(strength, scale=restorer.scale) if strength else None
-    return [restore_frame(restorer, rgb, stabilizer) for rgb in frames]
+    hints = hints or [BLIND] * len(frames)
+    return [restore_frame(restorer, rgb, stabilizer, hint) for rgb, hint in zip(frames, hints)]
+
+
+def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:
+    """What `revamp video` reads from such a file: every frame's quantiser (FFmpeg exports them for
+    H.264, MPEG-2 and MPEG-4, not for HEVC, which stays blind)."""
+    if kind == "h265":
+        return [BLIND] * len(steps)
+    return [CodecHint.constant(step, height, width, f"{kind} quantiser") for step in steps]
 
 
 def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows) -> dict[str, float]:
@@ -93,7 +104,7 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
     from revamp import baselines
 
     for kind, _ in degradations:
-        if kind not in ("h264", "h265", "mpeg2", "mpeg4"):
+        if kind not in ("h264", "h265", "mpeg2", "mpeg4", "h264-reencoded"):
             raise ValueError(f"--video measures video codecs, not {kind}")
     clips = load_clips(data, max_frames)
     notes = []
@@ -104,19 +115,24 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
     jobs = [(name, kind, q) for name in clips for kind, q in degradations]
     for name, kind, q in tqdm(jobs, desc="clips", disable=quiet):
         refs = clips[name]
-        compressed = video_roundtrip(refs, kind, q)
+        steps: list[float] = []
+        if kind == "h264-reencoded":  # damaged at QP q, then re-encoded lightly: the file tells QP 22
+            compressed = video_roundtrip(video_roundtrip(refs, "h264", q), "h264", REENCODE_QP, steps=steps)
+        else:
+            compressed = video_roundtrip(refs, kind, q, steps=steps)
+        hints = clip_hints(kind, steps, *refs[0].shape[:2])
         flows = reference_flows(refs)
         methods = {"compressed": compressed, "ffmpeg deblock": ffmpeg_deblock(compressed)}
         if use_spp:
             methods["ffmpeg spp"], qp = ffmpeg_spp(compressed, refs)
             notes.append(f"{name} {kind} QP{q}: spp qp {qp}")
         for label, restorer in models.items():
-            methods[label] = restore_clip(restorer, compressed, 0.0)
+            methods[label] = restore_clip(restorer, compressed, 0.0, hints)
             if stabilize:
-                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, compressed, stabilize)
+                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, compressed, stabilize, hints)
         for method, frames in methods.items():
             rows.append({"clip": name, "frames": len(refs), "size": f"{refs[0].shape[1]}x{refs[0].shape[0]}",
-                         "degradation": f"{kind} QP{q}" if kind in ("h264", "h265") else f"{kind} q{q}",
+                         "degradation": f"{kind} QP{q}" if kind.startswith(("h264", "h265")) else f"{kind} q{q}",
                          "method": method, **measure(frames, refs, flows)})
     summary = _summarise(rows, notes)
     out.mkdir(parents=True, exist_ok=True)

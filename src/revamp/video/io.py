@@ -153,10 +153,13 @@ def filter_graph(name: str, args: str, **buffer) -> av.filter.Graph:
     return graph
 
 
-def decode_frames(container, report: DecodeReport, deinterlace: str | None = None) -> Iterator[av.VideoFrame]:
-    """Every frame that decodes, in display order; damage is counted in ``report``, not raised."""
+def decode_frames(container, report: DecodeReport, deinterlace: str | None = None, export_qp: bool = False) -> Iterator[av.VideoFrame]:
+    """Every frame that decodes, in display order; damage is counted in ``report``, not raised.
+    ``export_qp``: frames carry the decoder's quantiser maps (VideoEncParams side data)."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if export_qp:
+        stream.codec_context.options = {"export_side_data": "venc_params"}
     # bwdif/yadif in frame mode: one output frame per input frame.
     graph = filter_graph(deinterlace, "mode=send_frame:parity=auto:deint=all", template=stream) if deinterlace else None
 

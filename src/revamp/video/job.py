@@ -36,6 +36,7 @@ from revamp.video.io import (
     probe,
     rgb_to_frame,
 )
+from revamp.codec import BLIND, CodecHint, hint_for_video_frame
 from revamp.video.stabilize import TemporalStabilizer
 
 COPIED_STREAM_TYPES = ("audio", "subtitle")
@@ -58,11 +59,11 @@ class VideoReport:
     damage: str | None = None
 
 
-def _job_signature(src: Path, model_file: Path, options: VideoOptions) -> dict:
+def _job_signature(src: Path, model_file: Path, options: VideoOptions, strength: float) -> dict:
     st = src.stat()
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
     return {"input": str(src.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "model_sha256": digest,
-            **asdict(options)}
+            "strength": strength, **asdict(options)}
 
 
 def _prepare_work_dir(work: Path, signature: dict, resume: bool) -> None:
@@ -120,9 +121,10 @@ class _SegmentWriter:
         os.replace(self.tmp, self.path)
 
 
-def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None) -> np.ndarray:
-    """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame."""
-    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255)
+def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None, hint: CodecHint = BLIND) -> np.ndarray:
+    """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame. ``hint``: the
+    frame's quantisers (codec-aware models); video frames are never run through the JPEG estimator."""
+    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint)
     if stabilizer:
         restored = stabilizer(rgb, restored)
     return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -145,7 +147,7 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     try:
         work = dst.parent / f".{dst.name}.revamp-work"
         if rank == 0:
-            _prepare_work_dir(work, _job_signature(src, restorer.model_path, options), resume)
+            _prepare_work_dir(work, _job_signature(src, restorer.model_path, options, restorer.strength), resume)
         if dist:
             dist.barrier()
         report = VideoReport()
@@ -181,7 +183,8 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     step = round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
     last_pts, end_s = None, 0.0
     try:
-        for index, frame in enumerate(decode_frames(container, decode, deinterlace)):
+        codec = container.streams.video[0].codec_context.name
+        for index, frame in enumerate(decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware)):
             segment, offset = divmod(index, options.segment_frames)
             pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
             if last_pts is not None and pts <= last_pts:
@@ -197,7 +200,8 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width * scale, frame.height * scale)
                 if stabilizer:
                     stabilizer.reset()
-            writer.write(restore_frame(restorer, frame_to_rgb(frame, info), stabilizer), pts, frame.duration)
+            hint = hint_for_video_frame(frame, codec) if restorer.codec_aware else BLIND
+            writer.write(restore_frame(restorer, frame_to_rgb(frame, info), stabilizer, hint), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
         if writer is not None:
