@@ -72,7 +72,7 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
     return counter.get_total_flops() / 1e9, encoder / 1e9
 
 
-def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = 512,
+def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = 768,
               tile_overlap: int = 64, progress=print, decoders=DECODERS) -> dict:
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator

@@ -328,10 +328,10 @@ def cmd_train_plot(args) -> int:
     return 0
 
 
-def _add_inference_options(p: argparse.ArgumentParser, model: bool = True, backend: str = "auto") -> None:
+def _add_inference_options(p: argparse.ArgumentParser, model: bool = True, backend: str = "auto", tile: int = 512) -> None:
     if model:
         p.add_argument("--model", default="default", help="shipped model name (see `revamp models`) or a .safetensors file")
-    p.add_argument("--tile", type=int, default=512, help="tile size in input pixels, a multiple of 32 (default 512)")
+    p.add_argument("--tile", type=int, default=tile, help=f"tile size in input pixels, a multiple of 32 (default {tile})")
     p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
@@ -370,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--segment-frames", type=int, default=240, metavar="N",
                        help="frames per segment: the unit of --resume and of sharing a video across torchrun processes (default 240)")
     video.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    _add_inference_options(video)
+    # Video frames are at most 4K: bigger tiles, fewer of them (720p: 2 tiles instead of 6, 1.7x faster).
+    _add_inference_options(video, tile=768)
     video.set_defaults(func=cmd_video)
 
     models = sub.add_parser("models", help="list the shipped models")
@@ -410,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--backends", help="comma list of torch, torch-bf16, onnxruntime (default: all available)")
     bench.add_argument("--width", type=int, default=32, help="decoder width, the same for every encoder (default 32, as shipped)")
     bench.add_argument("--runs", type=int, default=3, help="timed runs per configuration, after one warm-up (default 3)")
-    bench.add_argument("--tile", type=int, default=512, help="tile size, as for revamp image/video (default 512)")
+    bench.add_argument("--tile", type=int, default=768, help="tile size (default 768, as revamp video; revamp image uses 512)")
     bench.add_argument("--json", help="also write the results to this JSON file")
     bench.add_argument("-q", "--quiet", action="store_true")
     bench.set_defaults(func=cmd_bench)

@@ -56,10 +56,7 @@ class JpegInfo:
     table_error: float  # 0: exactly libjpeg's tables at that quality
     luma: np.ndarray  # 8x8 quantisation steps, natural order
     chroma: np.ndarray | None
-
-    def step_map(self, height: int, width: int) -> np.ndarray:
-        """The mean luma step of the block covering each 8x8 block of the picture (JPEG: one table per image)."""
-        return np.full(((height + 7) // 8, (width + 7) // 8), float(self.luma.mean()), dtype=np.float32)
+    size: tuple[int, int] = (0, 0)  # width, height
 
 
 def read_jpeg_tables(path: str | Path) -> JpegInfo | None:
@@ -70,11 +67,12 @@ def read_jpeg_tables(path: str | Path) -> JpegInfo | None:
         if im.format != "JPEG":
             return None
         tables = {k: np.asarray(v, dtype=np.int64) for k, v in im.quantization.items()}
+        size = im.size
     # Pillow returns the tables in natural (row-major) order, as libjpeg holds them.
     luma = tables[0].reshape(8, 8)
     chroma = tables[1].reshape(8, 8) if 1 in tables else None
     quality, error = quality_from_tables(luma, chroma)
-    return JpegInfo(quality, error, luma, chroma)
+    return JpegInfo(quality, error, luma, chroma, size)
 
 
 @dataclass
@@ -206,11 +204,13 @@ def hint_for_image(path, rgb: np.ndarray | None) -> CodecHint:
     estimator on ``rgb`` (uint8, or float in [0, 1]) when it finds a JPEG grid (quality below 95);
     else blind."""
     info = read_jpeg_tables(path) if path is not None else None
-    h, w = rgb.shape[:2] if rgb is not None else (0, 0)
     if info is not None:
+        # The decoded size (EXIF orientation may have turned the picture), else the file's.
+        h, w = rgb.shape[:2] if rgb is not None else info.size[::-1]
         return CodecHint.constant(jpeg_step(info.luma), h, w, f"JPEG tables (IJG quality {info.quality})")
     if rgb is None:
         return BLIND
+    h, w = rgb.shape[:2]
     # A central 1024-px window on the 8x8 grid is plenty of blocks, and keeps big pictures cheap.
     y0, x0 = max(h // 2 - 512, 0) // 8 * 8, max(w // 2 - 512, 0) // 8 * 8
     window = rgb[y0 : y0 + 1024, x0 : x0 + 1024]

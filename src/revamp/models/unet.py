@@ -13,7 +13,7 @@ Two variants of the decoder's shallow end (``UNetConfig.decoder``):
   most of the work happens at stride 2 or deeper (about 2.5x fewer FLOPs).
 
 A codec-aware model (``cond_channels`` > 0) takes extra input planes after the image channels:
-what the file says about its quantiser (``revamp.codec.condition_planes``). They enter the
+what the file says about its quantiser (``revamp.codec.CodecHint.planes``). They enter the
 encoder and the full-resolution head.
 """
 from __future__ import annotations
