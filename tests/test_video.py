@@ -113,12 +113,13 @@ class _Interrupt:
     def __init__(self, restorer, limit):
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
+        self.strength, self.codec_aware = restorer.strength, restorer.codec_aware
 
-    def restore_rgb(self, rgb):
+    def restore_rgb(self, rgb, hint=None):
         self.calls += 1
         if self.calls > self.limit:
             raise KeyboardInterrupt
-        return self.inner.restore_rgb(rgb)
+        return self.inner.restore_rgb(rgb, hint=hint)
 
 
 def test_resume_redoes_nothing_and_matches_an_uninterrupted_run(tmp_path, restorer):

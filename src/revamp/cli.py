@@ -36,7 +36,7 @@ def _restorer(args):
 
     try:
         return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap, backend=args.backend,
-                        strength=args.strength)
+                        strength=getattr(args, "strength", 1.0))
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
 
