@@ -52,6 +52,12 @@ SHIPPED = {
             quality="LIVE1 colour q20: LPIPS 0.1799 JPEG -> 0.1131, RGB PSNR 28.06 -> 27.79 dB",
         ),
         ShippedModel(
+            name="ablation-mse",
+            file="ablation-mse.safetensors",
+            task="Table I ablation: MSE loss (generator stage, the LPIPS ablation's steps)",
+            quality="LIVE1 colour q20: RGB PSNR 28.06 JPEG -> 28.95 dB, LPIPS 0.1799 -> 0.1927 (a pixel loss blurs)",
+        ),
+        ShippedModel(
             name="ablation-lpips-postgan",
             file="ablation-lpips-postgan.safetensors",
             task="Table I ablation: LPIPS loss, after the GAN phase",
