@@ -1,9 +1,9 @@
 """What a file says about how hard it was compressed.
 
 - JPEG: the quantisation tables in the file, and the IJG (libjpeg) quality that makes them.
-- H.264 and MPEG-2: the quantiser of every macroblock and the frame type, as FFmpeg exports them
-  (``export_side_data=venc_params``, PyAV's ``VideoEncParams``). FFmpeg's HEVC decoder exports no
-  such data, so H.265 files get the pixel estimator below.
+- H.264, MPEG-2 and MPEG-4 Part 2: the quantiser of every macroblock and the frame type, as FFmpeg
+  exports them (``export_side_data=venc_params``, PyAV's ``VideoEncParams``). FFmpeg's HEVC
+  decoder exports no such data, so H.265 video runs blind.
 - No bitstream at all (a PNG screenshot of a JPEG, a re-encoded file): ``estimate_jpeg_quality``
   reads the quantiser steps back from the 8x8 DCT coefficients of the pixels, which cluster on
   multiples of the step that quantised them.
@@ -75,6 +75,10 @@ def read_jpeg_tables(path: str | Path) -> JpegInfo | None:
     return JpegInfo(quality, error, luma, chroma, size)
 
 
+# Decoders whose quantisers FFmpeg exports (export_side_data=venc_params); HEVC's exports nothing.
+QP_MAP_CODECS = ("h264", "mpeg2video", "mpeg4")
+
+
 @dataclass
 class FrameQuantiser:
     index: int
@@ -85,13 +89,13 @@ class FrameQuantiser:
 
 
 def read_video_qp(path: str | Path, max_frames: int | None = None) -> Iterator[FrameQuantiser]:
-    """Per-macroblock quantisers of an H.264 or MPEG-2 stream, frame by frame (display order)."""
+    """Per-macroblock quantisers of an H.264, MPEG-2 or MPEG-4 Part 2 stream, frame by frame (display order)."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        if stream.codec_context.name not in ("h264", "mpeg2video", "mpeg4"):
-            raise ValueError(f"{path}: FFmpeg exports quantiser maps for H.264 and MPEG-2, not {stream.codec_context.name}")
+        if stream.codec_context.name not in QP_MAP_CODECS:
+            raise ValueError(f"{path}: FFmpeg exports quantiser maps for H.264, MPEG-2 and MPEG-4, not {stream.codec_context.name}")
         stream.codec_context.options = {"export_side_data": "venc_params"}
         for index, frame in enumerate(container.decode(stream)):
             if max_frames is not None and index >= max_frames:
@@ -224,7 +228,7 @@ def hint_for_video_frame(frame, codec: str) -> CodecHint:
     """Per-macroblock steps from a decoded PyAV frame's VideoEncParams (decoder opened with
     ``export_side_data=venc_params``); blind for codecs FFmpeg exports nothing for (HEVC)."""
     params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
-    if params is None or codec not in ("h264", "mpeg2video", "mpeg4"):
+    if params is None or codec not in QP_MAP_CODECS:
         return BLIND
     qp = params.qp_map().astype(np.float64)
     steps = h26x_step(qp) if codec == "h264" else mpeg_step(qp)
