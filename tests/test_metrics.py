@@ -124,9 +124,13 @@ def test_niqe_prefers_clean_to_blocky():
 
 
 def test_brisque_against_the_live_matlab_release():
-    """Official LIVE MATLAB values (pyiqa calibration set). I06 and I19 are ill-conditioned: the
-    AGGD fit is a grid search, and a 1e-6 change of the gray input moves I19 by 0.7 (piq gives
-    66.4 there); they are checked loosely."""
+    """Official LIVE MATLAB values (pyiqa calibration set). I06 and I19 are checked loosely: 30 % of
+    I19 is flat, where the normalised picture z = (I - mu) / (sigma + 1) is rounding noise of the
+    Gaussian filter (|z| < 1e-9) instead of 0, and the AGGD fit sorts those values into its left or
+    right half by their sign. So the score depends on the filter's floating-point summation order:
+    in revamp.metrics.brisque.features, z[abs(z) < 1e-9] = 0 gives 74.43 (MATLAB: 72.26, piq:
+    66.38, revamp as shipped: 64.18) and random signs for them 62.7-63.0; on I03 either change
+    moves the score by < 0.01."""
     from revamp.metrics.brisque import brisque
 
     ref = shared_path("weights", "ref")

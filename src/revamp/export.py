@@ -56,11 +56,13 @@ def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> 
 class OnnxRunner:
     """Runs an exported generator with onnxruntime: (N, 3 + C, H, W) float32 tensor in, tensor out."""
 
-    def __init__(self, onnx_path: str | Path, threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, threads: int | None = None, spinning: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        if not spinning:  # idle threads sleep: several sessions in one process then do not slow each other
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
