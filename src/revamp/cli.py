@@ -285,7 +285,15 @@ def cmd_tables(args) -> int:
     shared = Path(args.shared)
     if not (shared / "data" / "eval").is_dir():
         raise CliError(f"{shared}/data/eval not found: the tables need the evaluation sets (--shared DIR)")
-    text = build(shared, Path(args.work), limit=args.limit, quiet=args.quiet)
+    if args.only:
+        from revamp.tables import refresh_section
+
+        try:
+            text = refresh_section(Path(args.out), args.only, shared, Path(args.work), limit=args.limit, quiet=args.quiet)
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+    else:
+        text = build(shared, Path(args.work), limit=args.limit, quiet=args.quiet)
     from revamp.imageio import write_atomic
 
     write_atomic(args.out, text.encode())
@@ -401,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--work", default="results/tables", help="folder for the per-image CSVs")
     tables.add_argument("--limit", type=int, help="only the first N images of each set (a quick check)")
     tables.add_argument("--bench-only", action="store_true", help="only rebuild the benchmark section from docs/bench/*.json")
+    tables.add_argument("--only", choices=["table1", "table2", "literature"],
+                        help="re-evaluate one section and keep the rest of --out as it is (e.g. after shipping one model)")
     tables.add_argument("-q", "--quiet", action="store_true")
     tables.set_defaults(func=cmd_tables)
 
