@@ -15,7 +15,6 @@ images of ``--data`` at JPEG ``--quality``, and PSNR of each variant's output ag
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -27,32 +26,28 @@ import numpy as np
 from PIL import Image
 
 from revamp.bench import machine
+from revamp.data.degrade import jpeg
+from revamp.data.pairs import list_images
 from revamp.export import OnnxRunner, cached_onnx
 from revamp.metrics.fidelity import psnr
+from revamp.registry import resolve_model
 from revamp.restorer import Restorer
 
 # The convolutions that read the input picture and write the output (cheap: 3 channels on one side).
 FP32_ENDS = ["/encoder/conv_stem/Conv", "/to_rgb/Conv"]
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".tif"}
-
-
-def jpeg(img: Image.Image, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, "JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
 
 
 def calibration_batches(train: Path, count: int, size: int = 256, seed: int = 0) -> list[dict]:
     """``count`` JPEG-compressed (q10-40) random crops of training images, as model inputs."""
     rng = np.random.default_rng(seed)
-    files = sorted(p for p in train.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images([train])
     batches = []
     for f in rng.choice(files, count, replace=False):
         img = Image.open(f).convert("RGB")
         if min(img.size) < size:
             continue
         x0, y0 = rng.integers(0, img.width - size + 1), rng.integers(0, img.height - size + 1)
-        crop = jpeg(img.crop((x0, y0, x0 + size, y0 + size)), int(rng.integers(10, 41)))
+        crop = jpeg(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))), int(rng.integers(10, 41)))
         batches.append({"image": (crop.astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()})
     return batches
 
@@ -102,21 +97,21 @@ def main() -> int:
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
 
-    def onnx_restorer(onnx_path: Path | None = None) -> Restorer:
+    fp32_path = cached_onnx(resolve_model(args.model))
+
+    def onnx_restorer(onnx_path: Path) -> Restorer:
         restorer = Restorer(args.model, device="cpu", tile=768, backend="onnxruntime")
-        restorer.onnx = OnnxRunner(onnx_path or cached_onnx(restorer.model_path), spinning=False)
+        restorer.onnx = OnnxRunner(onnx_path, spinning=False)
         return restorer
 
-    fp32 = onnx_restorer()
     batches = calibration_batches(Path(args.train), args.calibration)
-    files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
+    files = list_images([args.data])[: args.limit]
     cleans = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-    inputs = [jpeg(Image.fromarray(clean), args.quality) for clean in cleans]
+    inputs = [jpeg(clean, args.quality) for clean in cleans]
     frame = np.random.default_rng(0).random((720, 1280, 3), dtype=np.float32)
 
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = cached_onnx(fp32.model_path)
-        variants = {"onnxruntime fp32": fp32,
+        variants = {"onnxruntime fp32": onnx_restorer(fp32_path),
                     "onnxruntime int8 (all ops)": onnx_restorer(quantize(fp32_path, Path(tmp) / "all.onnx", batches, None)),
                     "onnxruntime int8 (Conv only)": onnx_restorer(quantize(fp32_path, Path(tmp) / "conv.onnx", batches, ["Conv"])),
                     "onnxruntime int8 (Conv only, first and last in fp32)": onnx_restorer(
