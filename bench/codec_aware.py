@@ -1,8 +1,8 @@
 """Codec-aware against blind (issue #8): two models of the same architecture, data and training,
 one told the quantiser (revamp.codec), one not, on LIVE1 and on the video clips.
 
-    .venv/bin/python bench/codec_aware.py --blind runs/fast/generator/best.safetensors \\
-        --aware runs/fast-aware/generator/best.safetensors [--shared ../shared] [--out results/codec-aware]
+    .venv/bin/python bench/codec_aware.py --blind runs/fast-cpu5/generator/best.safetensors \\
+        --aware runs/fast-aware-cpu5/generator/best.safetensors [--shared ../shared] [--out results/codec-aware-gpu5]
 
 Each model is told what the file would tell `revamp`: the JPEG tables (for `jpeg-resaved`, JPEG at
 q, shifted 4 px and saved again at q90: the tables of q90), the intra frame's QP for H.264 (QP 22

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Trains several shipped models side by side on one GPU machine (the lent H100), as
-# `revamp train all` runs with shortened timed phases, and collects the chosen model files
-# and every log under OUT. Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
+# Trains several models side by side on one GPU machine (the lent H100/H200), each cut by SIGINT
+# after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation),
+# and collects every run's best and final model files and its logs under OUT.
+# Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
 # (DATA_ROOT holds bsds500/, t91/, wiki49/ as in ../shared/data/train.)
+# STAGE (default all), WORKERS (data workers per job, default 3) and GEN_PHASES (a phases
+# override) come from the environment.
 set -uo pipefail
 out=$1; data=$2; shift 2
-export PYTHONPATH=src OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
+export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 runs=/tmp/revamp-runs
 mkdir -p "$runs" "$out"
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
-  timeout -s INT "${RUN_SECONDS:-230}" python3 -m revamp.cli train all --config "$config" -o "$runs/$name" \
+  timeout -s INT "${RUN_SECONDS:-230}" python3 -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
     --set "data.train=[$data/bsds500,$data/t91,$data/wiki49]" --set data.workers="${WORKERS:-3}" \
     ${GEN_PHASES:+--set "phases=$GEN_PHASES"} \
     > "$runs/$name.log" 2>&1 &
@@ -20,5 +23,11 @@ for spec in "$@"; do
   name=${spec%%=*}
   tail -n 3 "$runs/$name.log" | tr '\r' '\n' | grep -v 'it/s' | tail -n 2 | sed "s/^/$name: /"
   grep -h "val" "$runs/$name.log" | tr '\r' '\n' | grep "step" | sed "s/^/$name: /" | tail -n 6
+  for stage in generator gan; do
+    for kind in best final; do
+      f=$runs/$name/$stage/$kind.safetensors
+      [ -f "$f" ] && cp "$f" "$out/$name-$stage-$kind.safetensors"
+    done
+  done
 done
 tar czf "$out/logs.tar.gz" --exclude='*.safetensors' -C "$runs" .

@@ -1,5 +1,6 @@
 """The three NoGAN stages end to end on a tiny generator, and the same under torchrun."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,11 @@ def test_train_all_runs_three_stages_that_each_change_the_weights(image_folder, 
     gan_val = _rows(run / "gan" / "val.csv")
     assert gan_val[0]["step"] == "0" and {"lpips", "gain_q20"} <= set(gan_val[0])  # the pre-GAN generator is a candidate
     assert (run / "model.safetensors").is_file()
+    # The GAN file's recipe keeps the recipe of the stage-1 generator it started from.
+    from revamp.models.files import read_metadata
+
+    chain = json.loads(read_metadata(run / "gan" / "final.safetensors")["recipe"])["init_recipe"]
+    assert chain["file"] == "best.safetensors" and chain["stage"] == "generator-pretrain" and chain["init_recipe"] is None
     from revamp.cli import main
 
     assert main(["train", "plot", str(run)]) == 0

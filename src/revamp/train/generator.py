@@ -2,6 +2,7 @@
 on 64x64 patches first, then on larger crops of whole images."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -57,8 +58,11 @@ def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
     return copied, len(own) - copied
 
 
-def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None) -> dict:
+def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None, source: Path | None = None) -> dict:
+    """What made this file; ``source`` is the model file the stage started from (default: the
+    config's ``init`` or ``transfer``), whose own recipe is kept, so a chain of runs stays on record."""
     c = trainer.cfg
+    source = source or c.get("init") or c.get("transfer")
     return {
         "stage": stage,
         "loss": c["loss"],
@@ -74,7 +78,20 @@ def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None) -> dict
         "hours": round(trainer.state["seconds"] / 3600, 3),
         "best_val": trainer.state["best"],
         **(extra or {}),
+        "init_recipe": _source_recipe(source),
     }
+
+
+def _source_recipe(path: str | Path | None) -> dict | None:
+    if not path:
+        return None
+    from revamp.models.files import ModelFileError, read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except ModelFileError:  # moved or deleted since the run started: keep its name at least
+        return {"file": Path(path).name}
+    return {"file": Path(path).name, "name": meta.get("name"), **json.loads(meta.get("recipe", "{}"))}
 
 
 class GeneratorOutputs(StageTrainer):

@@ -105,6 +105,7 @@ class GanTrainer(GeneratorOutputs):
     def __init__(self, cfg: dict, run_dir: Path, generator_file: Path, critic_file: Path, device=None, quiet: bool = False, data=None):
         super().__init__(cfg, run_dir, device, quiet, data)
         g = cfg["gan"]
+        self.generator_file = generator_file
         self.model = _load_generator(generator_file, self.device, cfg["channels_last"])
         self.critic = load_critic(critic_file).to(self.device)
         self.g_ddp = DistributedDataParallel(self.model) if self.dist.world > 1 else self.model
@@ -156,6 +157,6 @@ class GanTrainer(GeneratorOutputs):
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
         extra = {"gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"}}
-        save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra))
+        save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra, source=self.generator_file))
         return path
 
