@@ -109,6 +109,15 @@ def conv_relu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True))
 
 
+def cat_channels(*tensors: torch.Tensor) -> torch.Tensor:
+    """Concatenate along channels in the narrowest float dtype present. Under bf16 autocast the
+    conv that follows casts its input to bf16 anyway, so the result is the same, but a cat of
+    bf16 with fp32 would first build a full-resolution fp32 copy (a third of the time per
+    frame on CPU)."""
+    dtype = min((t.dtype for t in tensors), key=lambda d: torch.finfo(d).bits)
+    return torch.cat([t.to(dtype) for t in tensors], dim=1)
+
+
 class UpBlock(nn.Module):
     """Upsample the deeper features x2, concatenate the skip, two 3x3 convs."""
 
@@ -123,7 +132,7 @@ class UpBlock(nn.Module):
         x = self.up(x)
         if x.shape[-2:] != skip.shape[-2:]:
             x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
-        return self.attention(self.conv(torch.cat([x, self.skip_norm(skip)], dim=1)))
+        return self.attention(self.conv(cat_channels(x, self.skip_norm(skip))))
 
 
 class ResBlock(nn.Module):
@@ -156,8 +165,10 @@ class UNetGenerator(nn.Module):
         enc_strides = self.encoder.feature_info.reduction()
         if enc_strides[-1] != 32:
             raise ValueError(f"encoder {config.encoder} must reach stride 32, got {enc_strides}")
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # ImageNet normalisation of the RGB channels; the codec planes pass through (mean 0, std 1).
+        cond = config.cond_channels
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN + (0.0,) * cond).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD + (1.0,) * cond).view(1, -1, 1, 1), persistent=False)
 
         # Bottleneck on the deepest features (1x1 squeeze keeps it light), then one
         # up-block per shallower stage.
@@ -202,14 +213,14 @@ class UNetGenerator(nn.Module):
             raise ValueError(f"input size {h}x{w} must be a multiple of {m}; pad it first")
         n = self.config.in_channels
         image = x[:, :n]
-        feats = self.encoder(torch.cat([(image - self.mean) / self.std, x[:, n:]], dim=1))
+        feats = self.encoder((x - self.mean) / self.std)
         y = self.middle(feats[-1])
         for block, skip in zip(self.up_blocks, feats[-2::-1]):
             y = block(y, skip)
         y = self.up_full(y)
         if y.shape[-2:] != x.shape[-2:]:
             y = F.interpolate(y, size=x.shape[-2:], mode="nearest")
-        y = self.full_res(torch.cat([y, x], dim=1))
+        y = self.full_res(cat_channels(y, x))
         correction = self.to_rgb(self.sr_head(y))
         if self.config.scale == 1:
             base = image
