@@ -193,3 +193,23 @@ def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_pa
     copied, fresh = transfer_weights(light, str(tmp_path / "src.safetensors"))
     assert copied > 0 and fresh > 0  # encoder and deep blocks fit; the light head starts fresh
     assert torch.equal(light.encoder.conv_stem.weight, source.encoder.conv_stem.weight)
+
+
+@pytest.mark.parametrize("decoder", ["full", "light"])
+def test_bf16_concatenation_gives_the_same_output_as_fp32_concatenation(monkeypatch, decoder):
+    """cat_channels concatenates in bf16 under autocast only because the next conv would cast to
+    bf16 anyway: the output must be bit-identical to concatenating in fp32 first."""
+    import revamp.models.unet as unet
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder=decoder, cond_channels=2))
+    for p in model.to_rgb.parameters():  # a non-zero output layer, so the decoder shows in the output
+        torch.nn.init.normal_(p, std=0.1)
+    model = model.eval().to(memory_format=torch.channels_last)
+    x = torch.rand(1, 5, 96, 128).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = model(x).float()
+        monkeypatch.setattr(unet, "cat_channels", lambda *t: torch.cat(list(t), dim=1))
+        promoted = model(x).float()
+    assert torch.equal(fast, promoted)
+    assert (fast - x[:, :3]).abs().max() > 1e-3  # the decoder did contribute
