@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Trains several models side by side on one GPU machine (the lent H100/H200), each cut by SIGINT
 # after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation),
-# and collects every run's best and final model files and its logs under OUT.
+# and collects every run's best, final and last (at the stop) model files and its logs under OUT.
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
 # (DATA_ROOT holds bsds500/, t91/, wiki49/ as in ../shared/data/train.)
+# At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
 # STAGE (default all), WORKERS (data workers per job, default 3) and GEN_PHASES (a phases
 # override) come from the environment.
 set -uo pipefail
@@ -24,7 +25,7 @@ for spec in "$@"; do
   tail -n 3 "$runs/$name.log" | tr '\r' '\n' | grep -v 'it/s' | tail -n 2 | sed "s/^/$name: /"
   grep -h "val" "$runs/$name.log" | tr '\r' '\n' | grep "step" | sed "s/^/$name: /" | tail -n 6
   for stage in generator gan; do
-    for kind in best final; do
+    for kind in best final last; do
       f=$runs/$name/$stage/$kind.safetensors
       [ -f "$f" ] && cp "$f" "$out/$name-$stage-$kind.safetensors"
     done

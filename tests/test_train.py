@@ -84,6 +84,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(image_folder, t
     first = GeneratorTrainer(cfg, tmp_path / "resumed", device=torch.device("cpu"), quiet=True)
     first.train(stop_at_step=7)  # stops inside phase 2, after a checkpoint
     assert first.state["step"] == 7
+    assert (tmp_path / "resumed" / "last.safetensors").is_file()  # the weights at the stop, as a model file
     second = GeneratorTrainer(cfg, tmp_path / "resumed", device=torch.device("cpu"), quiet=True)
     second.resume()
     assert second.state["step"] == 7

@@ -241,6 +241,9 @@ class StageTrainer:
     def finish(self) -> None:
         pass
 
+    def stopped(self) -> None:
+        """Called when a run stops before its end (Ctrl-C, a time limit), after the checkpoint."""
+
     # --- checkpoints ------------------------------------------------------
     def _plain(self) -> dict[str, torch.nn.Module]:
         return {k: getattr(m, "module", m) for k, m in self.modules.items()}
@@ -275,6 +278,8 @@ class StageTrainer:
             for i, phase in enumerate(phases):
                 if not self._run_phase(i, phase, start, stop_at_step, interrupted):
                     self.save()
+                    if self.dist.main:
+                        self.stopped()
                     if not self.quiet:
                         tqdm.write(f"stopped at step {self.state['step']}; checkpoint saved in {self.run_dir} (continue with --resume)")
                     return False

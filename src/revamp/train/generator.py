@@ -120,6 +120,11 @@ class GeneratorOutputs(StageTrainer):
     def finish(self) -> None:
         self.export("final")
 
+    def stopped(self) -> None:
+        # The weights at the stop as a model file: a run cut by a time limit on a lent machine can
+        # bring these back when its checkpoint (with the optimiser state) is too big to.
+        self.export("last")
+
 
 class GeneratorTrainer(GeneratorOutputs):
     stage = "generator"
