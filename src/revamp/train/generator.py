@@ -10,7 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from revamp.losses import WeightedLoss
-from revamp.models.files import save_model
+from revamp.models.files import read_metadata, save_model
 from revamp.models.unet import UNetConfig, UNetGenerator, load_encoder_weights
 from revamp.train.common import StageTrainer
 
@@ -58,11 +58,17 @@ def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
     return copied, len(own) - copied
 
 
-def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None, source: Path | None = None) -> dict:
-    """What made this file; ``source`` is the model file the stage started from (default: the
-    config's ``init`` or ``transfer``), whose own recipe is kept, so a chain of runs stays on record."""
+def source_recipe(path: str | Path | None) -> dict | None:
+    """The recipe of the model file a stage starts from, kept in the recipe of what it makes, so a
+    chain of runs stays on record. Read once, when the stage starts."""
+    if not path:
+        return None
+    meta = read_metadata(path)
+    return {"file": Path(path).name, "name": meta.get("name"), **json.loads(meta.get("recipe", "{}"))}
+
+
+def recipe(trainer: GeneratorOutputs, stage: str, extra: dict | None = None) -> dict:
     c = trainer.cfg
-    source = source or c.get("init") or c.get("transfer")
     return {
         "stage": stage,
         "loss": c["loss"],
@@ -78,26 +84,15 @@ def recipe(trainer: StageTrainer, stage: str, extra: dict | None = None, source:
         "hours": round(trainer.state["seconds"] / 3600, 3),
         "best_val": trainer.state["best"],
         **(extra or {}),
-        "init_recipe": _source_recipe(source),
+        "init_recipe": trainer.source_recipe,
     }
-
-
-def _source_recipe(path: str | Path | None) -> dict | None:
-    if not path:
-        return None
-    from revamp.models.files import ModelFileError, read_metadata
-
-    try:
-        meta = read_metadata(path)
-    except ModelFileError:  # moved or deleted since the run started: keep its name at least
-        return {"file": Path(path).name}
-    return {"file": Path(path).name, "name": meta.get("name"), **json.loads(meta.get("recipe", "{}"))}
 
 
 class GeneratorOutputs(StageTrainer):
     """Stages that train the generator (1 and 3): validate it, keep the best checkpoint, export."""
 
     model: UNetGenerator
+    source_recipe: dict | None  # set by each stage from the file it starts from (source_recipe)
 
     def better(self, result: dict, best: dict | None) -> bool:
         raise NotImplementedError
@@ -132,6 +127,7 @@ class GeneratorTrainer(GeneratorOutputs):
     def __init__(self, cfg: dict, run_dir: Path, device=None, quiet: bool = False, data=None):
         super().__init__(cfg, run_dir, device, quiet, data)
         model = build_generator(cfg).to(self.device)
+        self.source_recipe = source_recipe(cfg.get("init") or cfg.get("transfer"))
         if cfg["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

@@ -18,7 +18,7 @@ from revamp.losses import WeightedLoss
 from revamp.models.critic import CriticConfig, PatchCritic
 from revamp.models.files import load_critic, load_model, save_critic, save_model
 from revamp.train.common import StageTrainer, validation_input
-from revamp.train.generator import GeneratorOutputs, recipe
+from revamp.train.generator import GeneratorOutputs, recipe, source_recipe
 
 
 def _critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -105,8 +105,8 @@ class GanTrainer(GeneratorOutputs):
     def __init__(self, cfg: dict, run_dir: Path, generator_file: Path, critic_file: Path, device=None, quiet: bool = False, data=None):
         super().__init__(cfg, run_dir, device, quiet, data)
         g = cfg["gan"]
-        self.generator_file = generator_file
         self.model = _load_generator(generator_file, self.device, cfg["channels_last"])
+        self.source_recipe = source_recipe(generator_file)
         self.critic = load_critic(critic_file).to(self.device)
         self.g_ddp = DistributedDataParallel(self.model) if self.dist.world > 1 else self.model
         self.c_ddp = DistributedDataParallel(self.critic) if self.dist.world > 1 else self.critic
@@ -157,6 +157,6 @@ class GanTrainer(GeneratorOutputs):
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
         extra = {"gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"}}
-        save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra, source=self.generator_file))
+        save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra))
         return path
 
