@@ -213,3 +213,34 @@ def test_bf16_concatenation_gives_the_same_output_as_fp32_concatenation(monkeypa
         promoted = model(x).float()
     assert torch.equal(fast, promoted)
     assert (fast - x[:, :3]).abs().max() > 1e-3  # the decoder did contribute
+
+
+@pytest.mark.parametrize("encoder,decoder", [(e, "full") for e in ENCODERS] + [("mobilenetv3_large_100", "light")])
+def test_folding_batchnorm_keeps_the_function(encoder, decoder):
+    """Restorer folds the encoder's conv-BN pairs for inference: same output up to float rounding,
+    with non-trivial BatchNorm statistics, and only the skip norms (which follow no conv) left."""
+    from revamp.models.unet import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder=encoder, width=16, decoder=decoder))
+    for p in model.to_rgb.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(model)
+    model.eval()
+    x = torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        before = model(x)
+        norms_before = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        folded = fold_batchnorm(model)
+        after = model(x)
+    norms_after = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert folded > 10 and norms_after == norms_before - folded == len(model.up_blocks)
+    assert (before - x).abs().max() > 1e-2  # the network does something, so equality means something
+    assert (after - before).abs().max() < 1e-5

@@ -34,3 +34,19 @@ def test_only_needs_the_section_in_the_file(tmp_path, capsys, fake_literature):
     assert main(["tables", "--only", "literature", "--shared", str(tmp_path / "shared"), "--out", str(results), "-q"]) == 1
     assert "no '## Literature conventions:' section" in capsys.readouterr().err
     assert results.read_text() == "# Results\n\n## Benchmarks\n" and not fake_literature
+
+
+def test_bench_section_tabulates_bench_reports_and_shows_other_json_as_it_is(tmp_path):
+    import json
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    row = {"encoder": "resnet34", "decoder": "full", "backend": "torch", "size": "64x64", "s_per_frame": 0.5, "params_m": 1.0,
+           "gflops": 2.0, "encoder_gflops": 1.0, "peak_rss_mb": 100}
+    (folder / "a_bench.json").write_text(json.dumps({"command": "revamp bench", "machine": "m", "width": 8, "tile": 768,
+                                                     "tile_overlap": 64, "runs": 1, "results": [row]}))
+    (folder / "b_list.json").write_text(json.dumps([{"samples_per_s": 6.2}]))
+    (folder / "c_named.json").write_text(json.dumps({"command": "bench/x.py", "results": {"fast": {"speedup": 1.1}}}))
+    text = "\n".join(tables._bench_sections(folder))
+    assert "| resnet34 | full |" in text and "### `revamp bench` (a_bench.json)" in text
+    assert '"samples_per_s": 6.2' in text and '"speedup": 1.1' in text

@@ -215,6 +215,40 @@ def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it():
     assert tof(refs, refs) == 0.0
 
 
+@pytest.mark.parametrize("scale", [1, 2])
+def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
+    """`revamp video` measures the stabiliser's flow on a second thread while the network runs;
+    the frames must equal those of measuring inline, and the stabiliser must change them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from revamp.video.job import restore_frame
+    from revamp.video.stabilize import TemporalStabilizer
+
+    class FlickeringRestorer:  # a stand-in network: upscales and adds fresh noise to every frame
+        def __init__(self):
+            self.rng = np.random.default_rng(1)
+
+        def restore_rgb(self, rgb, hint=None):
+            big = cv2.resize(rgb, (rgb.shape[1] * scale, rgb.shape[0] * scale), interpolation=cv2.INTER_LINEAR)
+            return (big + self.rng.normal(0, 0.03, big.shape)).astype(np.float32)
+
+    frames = moving_frames(6, 64, 96, seed=5)
+
+    def run(strength, helper=None):
+        stabilizer = TemporalStabilizer(strength, scale=scale) if strength else None
+        restorer = FlickeringRestorer()
+        return [restore_frame(restorer, f, stabilizer, helper=helper) for f in frames]
+
+    with ThreadPoolExecutor(1) as helper:
+        threaded = run(0.5, helper)
+    inline, raw = run(0.5), run(0)
+    assert threaded[0].shape == (64 * scale, 96 * scale, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, inline))
+    assert np.array_equal(threaded[0], raw[0]) and not np.array_equal(threaded[-1], raw[-1])
+
+
 @pytest.mark.parametrize("codec,suffix", [("prores", ".mov"), ("h265", ".mp4")])
 def test_output_codecs(tmp_path, identity, codec, suffix):
     src = make_video(tmp_path / "in.mkv", n=5, audio=False, subtitles=False)

@@ -12,6 +12,7 @@ from PIL import Image
 from revamp.codec import CodecHint, hint_for_image, jpeg_step
 from revamp.imageio import Picture, picture_from_pil
 from revamp.models.files import load_model
+from revamp.models.unet import fold_batchnorm
 from revamp.registry import resolve_model
 from revamp.tiling import restore_tiled
 
@@ -72,8 +73,10 @@ class Restorer:
             from revamp.export import OnnxRunner, cached_onnx
 
             self.onnx = OnnxRunner(cached_onnx(self.model_path))
-        elif self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        else:
+            fold_batchnorm(self.model)
+            if self.device.type == "cpu":
+                self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:

@@ -132,7 +132,7 @@ def _bench_sections(folder: Path) -> list[str]:
         return lines + ["No benchmark results in docs/bench/ yet.", ""]
     for path in found:
         report = json.loads(path.read_text())
-        if "results" in report:
+        if isinstance(report, dict) and isinstance(report.get("results"), list):  # a `revamp bench` report
             lines += [f"### `{report.get('command', 'revamp bench')}` ({path.name})", "", bench_markdown(report)]
         else:
             lines += [f"`{path.name}`:", "", "```json", json.dumps(report, indent=1), "```", ""]

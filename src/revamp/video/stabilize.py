@@ -8,13 +8,28 @@ back to the per-frame result):
 
     out_t = raw_t + strength * confidence_t * (warp(out_{t-1}) - raw_t)
     confidence_t = exp(-(|in_t - warp(in_{t-1})| / tolerance)^2), per pixel, from the inputs.
+
+Flow and confidence need only the inputs, so ``measure`` can run on another thread while the
+network restores the same frame (`revamp video` does); ``blend`` then needs the restoration.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from revamp.video.flow import flow_to_previous, upscale_flow, warp
+from revamp.video.flow import dis_flow, flow_to_previous, remap, upscale_flow, warp_maps
+
+_CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
+
+
+@dataclass
+class Motion:
+    """How frame t maps onto frame t-1, at the output's resolution."""
+
+    maps: tuple[np.ndarray, np.ndarray]  # cv2.remap maps that warp frame t-1 onto frame t
+    weight: np.ndarray  # strength * confidence, H x W float32
 
 
 class TemporalStabilizer:
@@ -22,6 +37,7 @@ class TemporalStabilizer:
         if not 0 <= strength < 1:
             raise ValueError("stabiliser strength must be in [0, 1)")
         self.strength, self.tolerance, self.scale = strength, tolerance, scale
+        self.dis = dis_flow(refine=False)
         self.reset()
 
     def reset(self) -> None:
@@ -29,19 +45,32 @@ class TemporalStabilizer:
         self.prev_input: np.ndarray | None = None
         self.prev_output: np.ndarray | None = None
 
-    def __call__(self, frame_in: np.ndarray, restored: np.ndarray) -> np.ndarray:
-        """frame_in: the decoded input (uint8 RGB); restored: float32 RGB in [0, 1] at scale x."""
-        if self.prev_input is None or self.strength == 0:
-            out = restored
-        else:
-            flow = flow_to_previous(frame_in, self.prev_input)
-            cur = frame_in.astype(np.float32) / 255
-            mismatch = np.abs(cur - warp(self.prev_input.astype(np.float32) / 255, flow)).mean(axis=2)
-            confidence = np.exp(-((mismatch / self.tolerance) ** 2))
-            if self.scale > 1:
-                h, w = restored.shape[:2]
-                confidence = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)
-            previous = warp(self.prev_output, upscale_flow(flow, self.scale))
-            out = restored + (self.strength * confidence)[..., None] * (previous - restored)
-        self.prev_input, self.prev_output = frame_in, out
+    def measure(self, frame_in: np.ndarray) -> Motion | None:
+        """Motion from the previous input to ``frame_in`` (uint8 RGB), or None for a first frame.
+        Call once per frame, in order."""
+        previous, self.prev_input = self.prev_input, frame_in
+        if previous is None or self.strength == 0:
+            return None
+        flow = flow_to_previous(frame_in, previous, self.dis)
+        maps = warp_maps(flow)
+        mismatch = cv2.transform(cv2.absdiff(frame_in, remap(previous, maps)).astype(np.float32), _CHANNEL_MEAN)
+        weight = np.exp(-np.square(mismatch / (255 * self.tolerance))) * self.strength
+        if self.scale > 1:
+            h, w = weight.shape
+            weight = cv2.resize(weight, (w * self.scale, h * self.scale), interpolation=cv2.INTER_LINEAR)
+            maps = warp_maps(upscale_flow(flow, self.scale))
+        return Motion(maps, weight)
+
+    def blend(self, restored: np.ndarray, motion: Motion | None) -> np.ndarray:
+        """restored: float32 RGB in [0, 1] at scale x, of the frame ``motion`` was measured on."""
+        out = restored
+        if motion is not None and self.prev_output is not None:
+            out = remap(self.prev_output, motion.maps)
+            out -= restored
+            out *= motion.weight[..., None]
+            out += restored
+        self.prev_output = out
         return out
+
+    def __call__(self, frame_in: np.ndarray, restored: np.ndarray) -> np.ndarray:
+        return self.blend(restored, self.measure(frame_in))
