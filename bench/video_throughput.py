@@ -1,10 +1,12 @@
 """End-to-end `revamp video` throughput: decode, restore, stabilise, encode, mux.
 
-    .venv/bin/python bench/video_throughput.py [--size 1280x720] [--frames 24] [--model default] [--json FILE]
+    .venv/bin/python bench/video_throughput.py [--size 1280x720] [--frames 24] [--short K] [--model default] [--json FILE]
 
 Makes a synthetic H.264 clip (a photo-like picture panned 2 px per frame, QP 32, with an AAC
 track), restores it with the CLI in a child process and reports frames per second and seconds
-per frame, as one JSON line. The first frames include warm-up, as a user's run does.
+per frame, as one JSON line. The first frames include start-up and warm-up, as a user's run does.
+``--short K`` also restores a clip of K frames made the same way, in a run of its own (first)
+and reports the steady rate of a long job: (frames - K) / (time of all - time of K).
 """
 from __future__ import annotations
 
@@ -46,27 +48,43 @@ def make_clip(path: Path, w: int, h: int, frames: int) -> None:
         out.mux(a.encode(None))
 
 
+def restore_seconds(src: Path, model: str, extra: str, frames: int) -> float:
+    """Wall time of `revamp video` on ``src`` in a child process (start-up included)."""
+    dst = src.with_name(src.stem + "-out.mp4")
+    cmd = [sys.executable, "-m", "revamp.cli", "video", str(src), "-o", str(dst), "-q", "--model", model, *extra.split()]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+    seconds = time.perf_counter() - start
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].frames == frames
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--model", default="default")
     parser.add_argument("--extra", default="", help="extra `revamp video` options, e.g. '--no-stabilize'")
+    parser.add_argument("--short", type=int, default=0, help="also time the first K frames alone: the steady rate of a long job")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
+    if not 0 <= args.short < args.frames:
+        parser.error("--short must be below --frames")
     w, h = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
-        make_clip(src, w, h, args.frames)
-        cmd = [sys.executable, "-m", "revamp.cli", "video", str(src), "-o", str(dst), "-q", "--model", args.model, *args.extra.split()]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
-        seconds = time.perf_counter() - start
-        with av.open(str(dst)) as c:
-            assert c.streams.video[0].frames == args.frames
+        clips = {n: Path(tmp) / f"in{n}.mp4" for n in ([args.short] if args.short else []) + [args.frames]}
+        for n, src in clips.items():
+            make_clip(src, w, h, n)
+        seconds = {n: restore_seconds(src, args.model, args.extra, n) for n, src in clips.items()}
+    total = seconds[args.frames]
     result = {"command": "bench/video_throughput.py " + " ".join(sys.argv[1:]), "size": args.size, "frames": args.frames,
-              "model": args.model, "options": args.extra, "seconds": round(seconds, 1), "fps": round(args.frames / seconds, 3),
-              "s_per_frame": round(seconds / args.frames, 3), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+              "model": args.model, "options": args.extra, "seconds": round(total, 1), "fps": round(args.frames / total, 3),
+              "s_per_frame": round(total / args.frames, 3), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    if args.short:
+        steady = (total - seconds[args.short]) / (args.frames - args.short)
+        result.update(short_frames=args.short, short_seconds=round(seconds[args.short], 1), steady_fps=round(1 / steady, 3),
+                      steady_s_per_frame=round(steady, 3))
     print(json.dumps(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

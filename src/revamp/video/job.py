@@ -126,8 +126,8 @@ def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | No
                   helper: ThreadPoolExecutor | None = None) -> np.ndarray:
     """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame. ``hint``: the
     frame's quantisers (codec-aware models); video frames are never run through the JPEG estimator.
-    ``helper``: a thread that measures the stabiliser's motion while the network runs (the network
-    leaves a fifth of two cores idle)."""
+    ``helper``: a thread that measures the stabiliser's motion while the network runs (between its
+    convolutions the network leaves cores idle)."""
     motion = helper.submit(stabilizer.measure, rgb) if stabilizer and helper else None
     restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint)
     if stabilizer:
