@@ -53,6 +53,7 @@ class TemporalStabilizer:
             return None
         flow = flow_to_previous(frame_in, previous, self.dis)
         maps = warp_maps(flow)
+        # Warped in uint8: its rounding (half a level) is a twentieth of the tolerance (10 levels).
         mismatch = cv2.transform(cv2.absdiff(frame_in, remap(previous, maps)).astype(np.float32), _CHANNEL_MEAN)
         weight = np.exp(-np.square(mismatch / (255 * self.tolerance))) * self.strength
         if self.scale > 1:
@@ -73,4 +74,5 @@ class TemporalStabilizer:
         return out
 
     def __call__(self, frame_in: np.ndarray, restored: np.ndarray) -> np.ndarray:
+        """Measure and blend in one go (frame_in: uint8 RGB input; restored: its restoration)."""
         return self.blend(restored, self.measure(frame_in))
