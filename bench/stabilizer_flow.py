@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from revamp.video.flow import dis_flow, flow_to_previous, warp
+from revamp.video.stabilize import TOLERANCE
 
 SINTEL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "sintel"
 SHIFT = (2.5, 1.25)
@@ -47,7 +48,7 @@ def main() -> int:
         for cur, prev in pairs:
             mismatch = np.abs(cur / np.float32(255) - warp(prev / np.float32(255), flow_to_previous(cur, prev, dis))).mean(axis=2)
             residual.append(mismatch.mean())
-            confidence.append(np.exp(-((mismatch / 0.04) ** 2)).mean())
+            confidence.append(np.exp(-((mismatch / TOLERANCE) ** 2)).mean())
         # big[0](x) = shifted(x + SHIFT), so the flow from big[0] to `shifted` reads SHIFT.
         read = flow_to_previous(big[0], shifted, dis)[100:-100, 100:-100].reshape(-1, 2).mean(axis=0)
         times = []

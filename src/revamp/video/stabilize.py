@@ -21,6 +21,7 @@ import numpy as np
 
 from revamp.video.flow import dis_flow, flow_to_previous, remap, upscale_flow, warp_maps
 
+TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which confidence falls to 1/e
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
@@ -33,7 +34,7 @@ class Motion:
 
 
 class TemporalStabilizer:
-    def __init__(self, strength: float = 0.5, tolerance: float = 0.04, scale: int = 1):
+    def __init__(self, strength: float = 0.5, tolerance: float = TOLERANCE, scale: int = 1):
         if not 0 <= strength < 1:
             raise ValueError("stabiliser strength must be in [0, 1)")
         self.strength, self.tolerance, self.scale = strength, tolerance, scale
