@@ -244,3 +244,20 @@ def test_folding_batchnorm_keeps_the_function(encoder, decoder):
     assert folded > 10 and norms_after == norms_before - folded == len(model.up_blocks)
     assert (before - x).abs().max() > 1e-2  # the network does something, so equality means something
     assert (after - before).abs().max() < 1e-5
+
+
+def test_blur_repeats_the_top_left_edge_and_stays_bf16_under_autocast():
+    """Blur must compute fast.ai's ReplicationPad2d((1, 0, 1, 0)) + AvgPool2d(2, stride=1), and keep
+    bf16 under CPU autocast (the replication pad is cast to fp32 there: a full-resolution fp32 copy)."""
+    from revamp.models.unet import Blur
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 13, 22)
+    legacy = torch.nn.Sequential(torch.nn.ReplicationPad2d((1, 0, 1, 0)), torch.nn.AvgPool2d(2, stride=1))
+    assert torch.allclose(Blur()(x), legacy(x), atol=1e-6)
+    assert Blur()(x).shape == x.shape
+    x16 = x.bfloat16().contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = Blur()(x16)
+    # The next conv casts the legacy fp32 result to bf16: the same values must come out.
+    assert y.dtype == torch.bfloat16 and torch.equal(y, legacy(x16.float()).bfloat16())
