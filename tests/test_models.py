@@ -261,3 +261,26 @@ def test_blur_repeats_the_top_left_edge_and_stays_bf16_under_autocast():
         y = Blur()(x16)
     # The next conv casts the legacy fp32 result to bf16: the same values must come out.
     assert y.dtype == torch.bfloat16 and torch.equal(y, legacy(x16.float()).bfloat16())
+
+
+def test_self_attention_equals_the_conv1d_formulation_and_survives_torch_compile():
+    """SelfAttention applies its 1x1 Conv1d weights as linear maps on (b, hw, c) tokens: the same
+    function as DeOldify's Conv1d on (b, c, hw). The Conv1d form, fed the (b, c, hw) view of a
+    channels_last tensor, came out of torch.compile (CPU, bf16 autocast) as NaN."""
+    import shutil
+
+    from revamp.models.unet import SelfAttention
+
+    torch.manual_seed(0)
+    attention = SelfAttention(64).eval()
+    attention.gamma.data.fill_(0.5)
+    x = torch.randn(1, 64, 32, 48).contiguous(memory_format=torch.channels_last)  # NaN at this size, not at 12x20
+    with torch.inference_mode():
+        flat = x.reshape(1, 64, 32 * 48)
+        q, k, v = (m(flat).transpose(1, 2).unsqueeze(1) for m in (attention.query, attention.key, attention.value))
+        conv1d_form = x + 0.5 * F.scaled_dot_product_attention(q, k, v).squeeze(1).transpose(1, 2).reshape(1, 64, 32, 48)
+        assert torch.allclose(attention(x), conv1d_form, atol=1e-5)
+        if shutil.which("g++") or shutil.which("c++"):  # torch.compile's CPU code generation needs a C++ compiler
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                eager, compiled = attention(x.bfloat16()), torch.compile(attention)(x.bfloat16())
+            assert not compiled.isnan().any() and (compiled.float() - eager.float()).abs().max() < 0.05

@@ -108,13 +108,13 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        flat = x.reshape(b, c, h * w)
-        q, k, v = self.query(flat), self.key(flat), self.value(flat)
-        attn = F.scaled_dot_product_attention(
-            q.transpose(1, 2).unsqueeze(1), k.transpose(1, 2).unsqueeze(1), v.transpose(1, 2).unsqueeze(1)
-        )  # (b, 1, hw, c)
-        out = attn.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
-        return x + self.gamma * out
+        # Positions as tokens, (b, hw, c): a free view of a channels_last tensor. The 1x1 Conv1d
+        # weights act as linear maps; the same function as Conv1d on (b, c, hw), which
+        # torch.compile's CPU code got wrong on a channels_last view (NaN; tests/test_models.py).
+        tokens = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        q, k, v = (F.linear(tokens, conv.weight.squeeze(-1)).unsqueeze(1) for conv in (self.query, self.key, self.value))
+        out = F.scaled_dot_product_attention(q, k, v).squeeze(1)  # (b, hw, c)
+        return x + self.gamma * out.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 def conv_relu(in_ch: int, out_ch: int) -> nn.Sequential:
