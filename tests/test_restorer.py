@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import natural_image
@@ -35,3 +36,37 @@ def test_numpy_bad_shape(restorer):
         restorer.restore(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(TypeError):
         restorer.restore("not an image")
+
+
+def test_compiled_network_gives_the_eager_output_and_falls_back_when_compiling_fails(tmp_path, monkeypatch):
+    import shutil
+
+    import revamp.restorer as restorer_module
+    from revamp import Restorer
+    from revamp.models import UNetConfig, UNetGenerator
+    from revamp.models.files import save_model
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8))
+    for p in model.to_rgb.parameters():  # a non-zero output layer, so the network shows in the output
+        torch.nn.init.normal_(p, std=0.1)
+    path = tmp_path / "tiny.safetensors"
+    save_model(model, path, name="tiny", task="test", recipe={})
+    rgb = natural_image(64, 96).astype(np.float32) / 255
+    eager = Restorer(str(path), device="cpu").restore_rgb(rgb)
+    assert np.abs(eager - rgb).max() > 1e-3
+    if shutil.which("g++") or shutil.which("c++"):  # inductor's CPU code generation needs a C++ compiler
+        compiled = Restorer(str(path), device="cpu", compile=True)
+        assert compiled.model is not compiled.eager_model
+        assert np.abs(compiled.restore_rgb(rgb) - eager).max() < 1e-4
+
+    def broken_compiler(model):
+        def run(x):
+            raise RuntimeError("no working C++ compiler\ndetails")
+        return run
+
+    monkeypatch.setattr(restorer_module, "compile_for_inference", broken_compiler)
+    fallback = Restorer(str(path), device="cpu", compile=True)
+    with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: no working C\+\+ compiler\); running uncompiled"):
+        out = fallback.restore_rgb(rgb)
+    assert np.array_equal(out, eager) and fallback.model is fallback.eager_model

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def pick_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile (inductor) with the weights frozen as constants, so convolutions are prepacked.
+    Worth it for long jobs only: the first call of each input shape compiles for up to a minute or
+    more and needs a C++ compiler (`bench/model_ab.py --change compile` measures the gain). Sets
+    inductor's global ``freezing`` option."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(model)
+
+
 def _has_onnxruntime() -> bool:
     import importlib.util
 
@@ -53,16 +65,18 @@ class Restorer:
     ``model`` is a shipped model name (see ``revamp models``) or a path to a
     revamp .safetensors file. Images larger than ``tile`` pixels on a side are
     processed in overlapping tiles, so memory stays bounded for any size.
+    ``compile``: torch.compile the network (torch backends; see ``compile_for_inference``).
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch",
-                 strength: float = 1.0):
+                 strength: float = 1.0, compile: bool = False):
         if not 0 <= strength <= 2:
             raise ValueError(f"strength must be between 0 and 2, not {strength}")
         self.strength = strength
         self.device = pick_device(device)
         self.model_path: Path = resolve_model(model)
         self.model, self.metadata = load_model(self.model_path, self.device)
+        self.eager_model = self.model
         self.scale: int = self.model.config.scale
         # Codec-aware models take the quantiser the file reports (revamp.codec) as extra planes.
         self.codec_aware: bool = self.model.config.cond_channels > 0
@@ -76,7 +90,9 @@ class Restorer:
         else:
             fold_batchnorm(self.model)
             if self.device.type == "cpu":
-                self.model = self.model.to(memory_format=torch.channels_last)
+                self.model = self.eager_model = self.model.to(memory_format=torch.channels_last)
+            if compile:
+                self.model = compile_for_inference(self.model)
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,13 +102,21 @@ class Restorer:
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.backend == "torch-bf16"):
-            y = self.model(x)
+            try:
+                y = self.model(x)
+            except Exception as exc:  # compiling failed (no C++ compiler, an unsupported op, ...): run eager
+                if self.model is self.eager_model:
+                    raise
+                reason = (str(exc).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running uncompiled", stacklevel=2)
+                self.model = self.eager_model
+                y = self.model(x)
         return y.float().clamp_(0, 1)
 
     def tile_count(self, width: int, height: int) -> int:
         from revamp.tiling import tile_windows
 
-        return len(tile_windows(height, width, self.tile, self.tile_overlap, self.model.size_multiple))
+        return len(tile_windows(height, width, self.tile, self.tile_overlap, self.eager_model.size_multiple))
 
     def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                     hint: CodecHint | None = None) -> np.ndarray:
@@ -109,7 +133,7 @@ class Restorer:
             dest = rgb
         else:
             dest = np.empty((h * self.scale, w * self.scale, 3), dtype=np.float32)
-        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.model.size_multiple, on_tile, dest, condition)
+        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.eager_model.size_multiple, on_tile, dest, condition)
 
     def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                         hint: CodecHint | None = None) -> Picture:
