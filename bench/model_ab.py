@@ -8,9 +8,9 @@ Changes (each is in the product; "before" rebuilds what it replaced):
   convolutions, done by every torch Restorer); before = unfolded.
 - blur: revamp.models.unet.Blur; before = ReplicationPad2d + AvgPool2d, which CPU autocast runs in
   fp32 (a full-resolution fp32 copy in the full decoder).
-- compile: torch.compile (inductor, with freezing) of the whole generator, which revamp does only
-  when asked (`revamp video --compile`: a C++ compiler at run time, 20-90 s of compiling here);
-  before = eager. Also reports the first call's time (the compiling).
+- compile: revamp.restorer.compile_for_inference (torch.compile, inductor, with freezing) of the
+  whole generator, which revamp does only when asked (`revamp video --compile`: a C++ compiler at
+  run time, 20-90 s of compiling here); before = eager. Also reports the first call's time.
 
 Reports the median seconds per tile in bf16 autocast (the `auto` backend on this CPU) and the
 largest output difference in fp32 and in bf16.
@@ -32,6 +32,7 @@ from revamp.bench import machine
 from revamp.models.files import load_model
 from revamp.models.unet import Blur, fold_batchnorm
 from revamp.registry import resolve_model
+from revamp.restorer import compile_for_inference
 
 
 def legacy_blur(model: nn.Module) -> int:
@@ -53,10 +54,7 @@ def variants(change: str, model: nn.Module) -> tuple[nn.Module, nn.Module, int]:
     fold_batchnorm(model)  # as every torch Restorer runs it
     fold_batchnorm(other)
     if change == "compile":
-        import torch._inductor.config
-
-        torch._inductor.config.freezing = True  # weights as constants: prepacked convolutions
-        return model, torch.compile(other), 1
+        return model, compile_for_inference(other), 1
     return other, model, legacy_blur(other)
 
 
