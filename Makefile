@@ -29,10 +29,10 @@ test: venv
 
 # The default model's quality line (needs ../shared).
 eval-live1: venv
-	$(BIN)/revamp eval --model default --model default-psnr --model fast --data ../shared/data/eval/live1 --degrade jpeg:10,20,30,40 \
+	$(BIN)/revamp eval --model default --model full --model full-psnr --data ../shared/data/eval/live1 --degrade jpeg:10,20,30,40 \
 		--channel rgb --metrics psnr,ssim,psnr-b,lpips --out results/live1-rgb
 
-# Every quality table of docs/results.md (needs ../shared and the system ffmpeg; 11 minutes on 2 CPU cores).
+# Every quality table of docs/results.md (needs ../shared and the system ffmpeg; about 18 minutes on 2 CPU cores, with two models in the literature tables).
 tables: venv
 	$(BIN)/revamp tables --shared ../shared --out docs/results.md
 

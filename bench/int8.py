@@ -1,7 +1,7 @@
 """Does int8 (onnxruntime static quantisation) make a generator faster on this CPU, and what does it
 cost in quality? A check for the deployment issue: int8 would ship only if it were faster.
 
-    .venv/bin/python bench/int8.py [--model default] [--data ../shared/data/eval/live1] [--json FILE]
+    .venv/bin/python bench/int8.py [--model full] [--data ../shared/data/eval/live1] [--json FILE]
 
 Variants, all with revamp's tiling (768-px tiles, as `revamp video`): onnxruntime fp32 (the
 `onnxruntime` backend), onnxruntime int8 QDQ of every quantisable op, onnxruntime int8 of the
@@ -87,7 +87,7 @@ def seconds_per_frame(restorers: dict[str, Restorer], frame: np.ndarray, rounds:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="full", help="a blind model (the calibration crops carry no quantiser planes)")
     parser.add_argument("--data", default="../shared/data/eval/live1")
     parser.add_argument("--train", default="../shared/data/train", help="calibration crops come from here")
     parser.add_argument("--quality", type=int, default=20)
@@ -97,6 +97,8 @@ def main() -> int:
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
 
+    if Restorer(args.model, device="cpu").codec_aware:
+        sys.exit(f"{args.model} is codec-aware; the calibration crops carry no quantiser planes: pass a blind model")
     fp32_path = cached_onnx(resolve_model(args.model))
 
     def onnx_restorer(onnx_path: Path) -> Restorer:

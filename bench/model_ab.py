@@ -1,7 +1,7 @@
 """What an exact inference change gains: one tile of a shipped model, before and after the change,
 taking turns in one process, so the host's drifting speed hits both alike.
 
-    .venv/bin/python bench/model_ab.py --change fold-batchnorm|blur|compile [--models fast,default] [--tile 768x736] [--runs 7] [--json FILE]
+    .venv/bin/python bench/model_ab.py --change fold-batchnorm|blur|compile [--models default,full] [--tile 768x736] [--runs 7] [--json FILE]
 
 Changes (each is in the product; "before" rebuilds what it replaced):
 - fold-batchnorm: revamp.models.unet.fold_batchnorm (the encoder's BatchNorms folded into their
@@ -61,7 +61,7 @@ def variants(change: str, model: nn.Module) -> tuple[nn.Module, nn.Module, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--change", required=True, choices=("fold-batchnorm", "blur", "compile"))
-    parser.add_argument("--models", default="fast,default")
+    parser.add_argument("--models", default="default,full")
     parser.add_argument("--tile", default="768x736", help="WxH, multiples of 32 (default 768x736: a 720p frame's first tile in revamp video)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", help="also write the result to this file")

@@ -1,6 +1,6 @@
 """What `--strength` does: one codec-aware model, one set of JPEG files, strengths 0 to 2.
 
-    .venv/bin/python bench/strength.py [--model fast] [--data ../shared/data/eval/live1]
+    .venv/bin/python bench/strength.py [--model default] [--data ../shared/data/eval/live1]
         [--quality 20] [--json FILE] [--figure FILE.png]
 
 Each clean image is saved as a JPEG at ``--quality`` and restored from that file (the model reads
@@ -44,7 +44,7 @@ def figure(crops: list[tuple[str, np.ndarray]], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="fast")
+    parser.add_argument("--model", default="default")
     parser.add_argument("--data", default="../shared/data/eval/live1")
     parser.add_argument("--quality", type=int, default=20)
     parser.add_argument("--limit", type=int, default=10, help="images (default 10)")

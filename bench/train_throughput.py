@@ -1,6 +1,6 @@
 """Training throughput of the generator step: 64x64 patches/s and full-image crops/s.
 
-    .venv/bin/python bench/train_throughput.py [--config configs/default.yaml] [--seconds 20] [--json FILE]
+    .venv/bin/python bench/train_throughput.py [--config configs/full_psnr.yaml] [--seconds 20] [--json FILE]
 
 Times forward + loss + backward + optimizer step on batches already in memory (data
 loading runs in DataLoader workers, off this path), for fp32 and bf16 autocast, after
@@ -51,7 +51,7 @@ def measure(cfg: dict, patch: int, batch: int, bf16: bool, seconds: float) -> fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--config", default="configs/full_psnr.yaml")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()

@@ -31,7 +31,8 @@ def test_onnx_export_matches_torch_on_a_real_image(tmp_path):
     out = export_onnx(resolve_model("default"), tmp_path / "default.onnx")
     info = describe(out)
     assert info["opset"] >= 17
-    assert json.loads(info["inputs"][0]) == ["batch", 3, "height", "width"]  # dynamic batch, height, width
+    # dynamic batch, height, width; RGB plus the default model's two quantiser planes (revamp.codec)
+    assert json.loads(info["inputs"][0]) == ["batch", 5, "height", "width"]
     assert info["metadata"]["name"] == "default"
     assert max_difference(resolve_model("default"), out, _real_crop()) < 1e-3
 
@@ -117,7 +118,7 @@ def test_strength_scales_what_a_codec_aware_model_is_told(tmp_path):
     assert np.array_equal(outs[2.0], told_twice)  # strength 2 = a step twice as coarse
     blind = {s: Restorer(model, device="cpu", strength=s).restore_rgb(image.copy(), hint=BLIND) for s in (0.5, 2.0)}
     assert np.array_equal(blind[0.5], blind[2.0])  # nothing known, nothing to scale
-    plain = {s: Restorer("default-psnr", device="cpu", strength=s).restore_rgb(image.copy()) for s in (0.5, 2.0)}
+    plain = {s: Restorer("full-psnr", device="cpu", strength=s).restore_rgb(image.copy()) for s in (0.5, 2.0)}
     assert np.array_equal(plain[0.5], plain[2.0])  # blind models ignore it
     with pytest.raises(ValueError, match="strength"):
         Restorer(model, strength=2.5)

@@ -105,6 +105,17 @@ def test_load_rejects_mismatching_weights(tmp_path):
         load_model(bad)
 
 
+def test_training_runs_follow_init_but_not_transfer():
+    from revamp.models.files import training_runs
+
+    source = {"steps": 1934}
+    stage1 = {"steps": 3500, "transfer": "full.safetensors", "init_recipe": source}
+    stage2 = {"steps": 800, "init": "stage1.safetensors", "init_recipe": stage1}
+    last = {"steps": 1800, "init": "stage2.safetensors", "init_recipe": stage2}
+    assert [r["steps"] for r in training_runs(last)] == [1800, 800, 3500]  # the transferred source is not this model's training
+    assert training_runs(source) == [source]
+
+
 def test_load_refuses_pickles_and_foreign_files(tmp_path):
     pth = tmp_path / "model.pth"
     pth.write_bytes(b"\x80\x04not really a pickle")

@@ -47,10 +47,14 @@ def _as_uint8(chw: np.ndarray) -> np.ndarray:
 def test_tiled_matches_whole_with_the_default_model(restorer):
     from revamp.data.degrade import jpeg
 
+    from revamp.codec import CodecHint, ijg_table, jpeg_step
+
     img = jpeg(natural_image(384, 512, seed=3), 20)
     x = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255)
-    whole = _as_uint8(restore_tiled(restorer._run, x, tile=512, overlap=64))
-    tiled = _as_uint8(restore_tiled(restorer._run, x, tile=192, overlap=64))
+    assert restorer.codec_aware  # so the quantiser planes are tiled too, as restore_rgb does
+    planes = CodecHint.constant(jpeg_step(ijg_table(20)), 384, 512, "JPEG q20").planes
+    whole = _as_uint8(restore_tiled(restorer._run, x, tile=512, overlap=64, condition=planes))
+    tiled = _as_uint8(restore_tiled(restorer._run, x, tile=192, overlap=64, condition=planes))
     assert len(tile_windows(384, 512, 192, 64)) > 4
     assert psnr(tiled, whole) >= 45.0
     # No seam: along tile borders the tiled result differs from the whole-image result

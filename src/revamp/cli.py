@@ -110,7 +110,7 @@ def cmd_models(args) -> int:
 
     from safetensors import safe_open
 
-    from revamp.models.files import read_metadata
+    from revamp.models.files import read_metadata, training_runs
     from revamp.registry import SHIPPED, weights_dir
 
     rows = [("name", "task", "scale", "params", "training data", "quality")]
@@ -121,8 +121,11 @@ def cmd_models(args) -> int:
         with safe_open(str(path), framework="pt") as f:
             params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         data = ", ".join(Path(d).name for d in recipe.get("data", [])) or "?"
+        runs = training_runs(recipe)
+        steps = sum(r.get("steps") or 0 for r in runs) or "?"
         rows.append((entry.name, entry.task, f"x{config['scale']}", f"{params / 1e6:.1f} M",
-                     f"{data} ({recipe.get('train_images', '?')} images, {recipe.get('steps', '?')} steps)", entry.quality))
+                     f"{data} ({recipe.get('train_images', '?')} images, {steps} steps"
+                     f"{f' in {len(runs)} runs' if len(runs) > 1 else ''})", entry.quality))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

@@ -61,7 +61,7 @@ def _table1(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> list[s
     name, q = TABLE_I
     metrics = ["psnr", "ssim", "lpips", "brisque", "niqe"]
     ablations = [n for n in SHIPPED if n.startswith("ablation-")]
-    s = evaluate(_restorers(["default", *ablations]), data / name, [("jpeg", q)], metrics, "rgb", 0, out_dir / "table1", quiet=quiet, limit=limit)
+    s = evaluate(_restorers(["default", "full", *ablations]), data / name, [("jpeg", q)], metrics, "rgb", 0, out_dir / "table1", quiet=quiet, limit=limit)
     return [f"{SECTIONS['table1']} artifact removal (LIVE1 colour, {s['images']} images, JPEG q{q}, RGB)", "",
             "SSIM/PSNR on RGB; LPIPS v0.1 AlexNet; BRISQUE and NIQE (no-reference, lower is better) on the outputs and, in the "
             "Target row, on the originals. The paper's own Table I is not reproduced beside ours: its numbers are not in the "
@@ -91,7 +91,7 @@ def _literature(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> li
              "literature's.", ""]
     for folder, title, gray in LITERATURE:
         metrics = ["psnr", "ssim", "psnr-b"]
-        s = evaluate(_restorers(["default"]), data / folder, [("jpeg", q) for q in Q], metrics, "y", 0, out_dir / f"lit-{folder}",
+        s = evaluate(_restorers(["default", "full"]), data / folder, [("jpeg", q) for q in Q], metrics, "y", 0, out_dir / f"lit-{folder}",
                      quiet=quiet, gray=gray, limit=limit)
         by = {(r["degradation"], r["method"]): r for r in s["results"]}
         parts += [f"### {title}, {s['images']} images", "", "| method | " + " | ".join(f"q{q}" for q in Q) + " |", "|---|" + "---|" * len(Q)]

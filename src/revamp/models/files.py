@@ -62,6 +62,18 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def training_runs(recipe: dict) -> list[dict]:
+    """The recipes of the runs that made a model, newest first.
+
+    A run that went on from another file (``init``) keeps that file's recipe as ``init_recipe``;
+    a ``transfer`` run took only the tensors that fit, so the chain stops there.
+    """
+    runs = [recipe]
+    while runs[-1].get("init") and isinstance(runs[-1].get("init_recipe"), dict):
+        runs.append(runs[-1]["init_recipe"])
+    return runs
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNetGenerator, dict]:
     """Rebuild the generator from the file's metadata and load its weights (strictly)."""
     meta = read_metadata(path)
