@@ -113,6 +113,17 @@ def test_training_beats_the_jpeg_on_held_out_images(image_folder, tmp_path):
     assert trainer.state["best"]["gain_q10"] > 0.05
 
 
+def test_exponent_numbers_are_floats_in_configs_and_set(tmp_path):
+    """PyYAML (YAML 1.1) would read 2e-4 as a string; a learning rate must come out a float."""
+    from revamp.cli import _parse_set
+
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {lr: 2e-4, min_lr: 5.0e-6}\nname: 1e3x\n")
+    cfg = load_config(path, _parse_set(["optim.warmup=1E2"]))
+    assert cfg["optim"]["lr"] == 2e-4 and cfg["optim"]["min_lr"] == 5e-6 and cfg["optim"]["warmup"] == 100.0
+    assert cfg["name"] == "1e3x"  # not a number: stays a string
+
+
 def test_config_rejects_unknown_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: {}\n")

@@ -15,7 +15,7 @@ class CliError(Exception):
 
 def _parse_set(items: list[str]) -> dict:
     """--set a.b=value (value parsed as YAML) -> nested dict."""
-    import yaml
+    from revamp.train.config import load_yaml
 
     out: dict = {}
     for item in items:
@@ -26,7 +26,7 @@ def _parse_set(items: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = load_yaml(value)
     return out
 
 

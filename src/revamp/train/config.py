@@ -4,7 +4,26 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import re
+
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 2e-4 as a float: PyYAML follows YAML 1.1, which wants a dot
+    (2.0e-4) and would otherwise hand a learning rate over as the string '2e-4'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
 
 DEFAULTS: dict = {
     "name": "run",
@@ -55,7 +74,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = load_yaml(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a config must be a YAML mapping")
         unknown = set(loaded) - set(DEFAULTS)
