@@ -70,8 +70,8 @@ class Blur(nn.Module):
     """2x2 box blur, stride 1, the top and left edges repeated (fast.ai's PixelShuffle_ICNR blur).
     Written as a padded average that leaves padding out of the count rather than as
     ReplicationPad2d + AvgPool2d: same values, but CPU autocast runs replication padding in fp32,
-    which made a full-resolution fp32 copy. Without it `default` is 1.26x faster in bf16 (median of
-    8 runs of `bench/model_ab.py --change blur`), with bit-identical output."""
+    which made a full-resolution fp32 copy. Without it `full` (the full decoder) is 1.26x faster in
+    bf16 (median of 8 runs of `bench/model_ab.py --change blur`), with bit-identical output."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
