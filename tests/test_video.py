@@ -6,6 +6,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import natural_image
 from videos import decoded_rgb, frame_times, make_video, moving_frames, packet_digests
 
 from revamp.cli import main
@@ -196,7 +197,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, identity, capsys, case):
         assert not out.exists()
 
 
-def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it():
+@pytest.mark.parametrize("flow_lines", [None, 48])  # 48: flow measured at half size, as 720p is
+def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it(flow_lines):
     from revamp.metrics.temporal import tof, warping_error
     from revamp.video.stabilize import TemporalStabilizer
 
@@ -208,11 +210,26 @@ def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it():
     assert warping_error(refs, refs) < 0.05  # the references themselves are consistent
     flicker = warping_error([to8(x) for x in noisy], refs)
     assert flicker > 1.0
-    stabilizer = TemporalStabilizer(0.5)
+    stabilizer = TemporalStabilizer(0.5, flow_lines=flow_lines)
     stable = [to8(stabilizer(r, x)) for r, x in zip(refs, noisy)]
     assert warping_error(stable, refs) < 0.6 * flicker
     assert np.mean([psnr(s, r) for s, r in zip(stable, refs)]) > np.mean([psnr(to8(x), r) for x, r in zip(noisy, refs)])
     assert tof(refs, refs) == 0.0
+
+
+def test_flow_measured_on_shrunk_frames_reads_a_known_shift():
+    import cv2
+
+    from revamp.video.flow import dis_flow, flow_to_previous
+
+    frame = natural_image(360, 640, seed=6)
+    shift = (2.5, 1.25)
+    shifted = cv2.warpAffine(frame, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (640, 360), flags=cv2.INTER_CUBIC)
+    for downscale in (1, 2, 3):  # 3: the frame does not divide evenly
+        flow = flow_to_previous(frame, shifted, dis_flow(refine=False), downscale)
+        assert flow.shape == (360, 640, 2)
+        # The median: flat areas of the picture read nothing. A flow not scaled back would read half.
+        assert np.allclose(np.median(flow[60:-60, 60:-60].reshape(-1, 2), axis=0), shift, atol=0.25)
 
 
 @pytest.mark.parametrize("scale", [1, 2])

@@ -191,11 +191,12 @@ class CodecHint:
         if self.steps is None:
             return out
         b = self.block
-        rows = self.steps[y0 // b : (y1 + b - 1) // b, x0 // b : (x1 + b - 1) // b]
-        full = np.repeat(np.repeat(rows, b, axis=0), b, axis=1)[y0 % b :, x0 % b :]
+        # Per block first, then spread to pixels: the log is taken once per block.
+        values = condition_value(self.steps[y0 // b : (y1 + b - 1) // b, x0 // b : (x1 + b - 1) // b] * strength)
+        full = np.repeat(np.repeat(values, b, axis=0), b, axis=1)[y0 % b :, x0 % b :]
         # Maps can be a block short of the picture (MPEG-2 pads to 16): repeat the last block.
         full = np.pad(full, ((0, max(y1 - y0 - full.shape[0], 0)), (0, max(x1 - x0 - full.shape[1], 0))), mode="edge")
-        out[0] = condition_value(full[: y1 - y0, : x1 - x0] * strength)
+        out[0] = full[: y1 - y0, : x1 - x0]
         out[1] = 1.0
         return out
 

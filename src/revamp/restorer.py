@@ -15,7 +15,7 @@ from revamp.imageio import Picture, picture_from_pil
 from revamp.models.files import load_model
 from revamp.models.unet import fold_batchnorm
 from revamp.registry import resolve_model
-from revamp.tiling import restore_tiled
+from revamp.tiling import TilePool, restore_tiled
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -93,6 +93,10 @@ class Restorer:
                 self.model = self.eager_model = self.model.to(memory_format=torch.channels_last)
             if compile:
                 self.model = compile_for_inference(self.model)
+        # Tiles side by side, one intra-op thread each (TilePool); not for a compiled network,
+        # whose first calls compile, nor onnxruntime, which keeps its own threads.
+        threads = torch.get_num_threads()
+        self.tile_pool = TilePool(threads) if self.device.type == "cpu" and self.onnx is None and not compile and threads > 1 else None
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +137,8 @@ class Restorer:
             dest = rgb
         else:
             dest = np.empty((h * self.scale, w * self.scale, 3), dtype=np.float32)
-        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.eager_model.size_multiple, on_tile, dest, condition)
+        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.eager_model.size_multiple, on_tile, dest,
+                             condition, self.tile_pool)
 
     def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                         hint: CodecHint | None = None) -> Picture:

@@ -7,7 +7,9 @@ tiles overlap and are blended with linear ramps across the overlap.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -16,25 +18,47 @@ import torch.nn.functional as F
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 in input pixels
 
 
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    starts = list(range(0, max(length - tile, 0) + 1, step))
-    if starts[-1] + tile < length:
-        starts.append(starts[-1] + step)
-    return starts
+def _spans(length: int, tile: int, step: int, multiple: int) -> list[tuple[int, int]]:
+    """(start, end) of the windows along one axis: as many as ``step`` needs to cover ``length``,
+    then shrunk to equal sizes on the grid (1280 px with tiles of 768: two of 672, not 768 and
+    576), so tiles that run side by side finish together."""
+    if length <= tile:
+        return [(0, length)]
+    overlap = tile - step
+    count = 1 + -(-(length - tile) // step)
+    step = -(-(length - overlap) // (count * multiple)) * multiple
+    return [(i * step, min(i * step + step + overlap, length)) for i in range(count)]
 
 
 def tile_windows(h: int, w: int, tile: int, overlap: int, multiple: int = 32) -> list[Window]:
-    """Windows covering an h x w image; starts are multiples of ``multiple``."""
+    """Windows covering an h x w image, row by row; starts are multiples of ``multiple``."""
     if tile % multiple or tile <= 0:
         raise ValueError(f"tile size must be a positive multiple of {multiple}, not {tile}")
     step = (tile - overlap) // multiple * multiple
     if step <= 0:
         raise ValueError(f"tile overlap {overlap} leaves no step for tile {tile}")
-    return [
-        (y, min(y + tile, h), x, min(x + tile, w))
-        for y in _starts(h, tile, step)
-        for x in _starts(w, tile, step)
-    ]
+    return [(y0, y1, x0, x1) for y0, y1 in _spans(h, tile, step, multiple) for x0, x1 in _spans(w, tile, step, multiple)]
+
+
+class TilePool:
+    """Restores several tiles at once, each on a thread with one intra-op thread. On a small CPU
+    this beats one tile at a time on all cores: a network of many small layers spends much of
+    each layer waiting for its threads to meet (2 cores, 720p: bench/tile_workers.py).
+    Results are the same up to float rounding (oneDNN may sum in another order per thread count)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.executor = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,), thread_name_prefix="revamp-tile")
+
+    def map_in_order(self, fn: Callable, items: list) -> Iterator:
+        """``fn(*item)`` for each item, in order, at most ``workers`` at once (memory stays bounded)."""
+        pending: deque[Future] = deque()
+        for item in items:
+            if len(pending) == self.workers:
+                yield pending.popleft().result()
+            pending.append(self.executor.submit(fn, *item))
+        while pending:
+            yield pending.popleft().result()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -69,18 +93,19 @@ def restore_tiled(
     on_tile: Callable[[], None] | None = None,
     dest: np.ndarray | None = None,
     condition: Callable[[int, int, int, int], np.ndarray] | None = None,
+    pool: TilePool | None = None,
 ) -> np.ndarray:
     """Restore a (C, H, W) float image in [0, 1]; returns (C, H*scale, W*scale) float32 numpy, or
     fills ``dest``, an (H*scale, W*scale, C) float32 array, and returns it.
 
     ``run`` maps a (1, C, h, w) tensor, h and w multiples of ``multiple``, to
-    (1, C, h*scale, w*scale). The input may stay on the CPU: only one tile at a
-    time is converted and moved. Tiles go row by row and only the current row of tiles is
-    blended in a float32 band; rows are written out as soon as no later tile touches them. So
+    (1, C, h*scale, w*scale). The input may stay on the CPU: only one tile at a time (with
+    ``pool``, one per worker) is converted and moved. Tiles go row by row and only the current
+    row of tiles is blended in a float32 band; rows are written out as soon as no later tile touches them. So
     ``dest`` may be the input itself (scale 1, ``image`` a view of it): rows are overwritten only
     once no later tile reads them, and a big picture needs no second full-size buffer.
     ``condition(y0, y1, x0, x1)`` gives extra input planes for a window (codec-aware models),
-    made per tile so no full-size copy exists.
+    made per tile so no full-size copy exists. ``pool``: restore tiles side by side (TilePool).
     """
     c, h, w = image.shape
     windows = tile_windows(h, w, tile, overlap, multiple)
@@ -91,41 +116,42 @@ def restore_tiled(
     col_weight = np.zeros(w * scale, dtype=np.float32)
 
     def emit(band: np.ndarray, start: int) -> None:
-        band = band / (row_weight[start : start + band.shape[1], None] * col_weight[None, :])
+        rows = slice(start, start + band.shape[0])
+        weight = (row_weight[rows, None] * col_weight[None, :])[..., None]
         if dest is None:
-            out[:, start : start + band.shape[1]] = band
+            out[:, rows] = (band / weight).transpose(2, 0, 1)
         else:
-            dest[start : start + band.shape[1]] = band.transpose(1, 2, 0)
+            np.divide(band, weight, out=dest[rows])
 
-    band, band_start = None, 0
-    for (y0, y1), row in _tile_rows(windows):
-        new = np.zeros((c, (y1 - y0) * scale, w * scale), dtype=np.float32)
-        if band is not None:  # rows above this tile row are final; the overlap carries over
-            keep = y0 * scale - band_start
-            new[:, : band.shape[1] - keep] = band[:, keep:]
-            emit(band[:, :keep], band_start)
-        band, band_start = new, y0 * scale
-        for x0, x1 in row:
-            x = image[None, :, y0:y1, x0:x1]
-            if condition is not None:
-                x = torch.cat([x, torch.from_numpy(condition(y0, y1, x0, x1))[None]], dim=1)
-            x, _, _ = pad_to_multiple(x, multiple)
-            y = run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].float().cpu().numpy()
-            wy = _ramp((y1 - y0) * scale, overlap * scale, y0 > 0, y1 < h)
-            wx = _ramp((x1 - x0) * scale, overlap * scale, x0 > 0, x1 < w)
-            band[:, :, x0 * scale : x1 * scale] += y * (wy[:, None] * wx[None, :])
-            if x0 == 0:
-                row_weight[y0 * scale : y1 * scale] += wy
-            if y0 == 0:
-                col_weight[x0 * scale : x1 * scale] += wx
-            if on_tile:
-                on_tile()
+    def restored(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        x = image[None, :, y0:y1, x0:x1]
+        if condition is not None:
+            x = torch.cat([x, torch.from_numpy(condition(y0, y1, x0, x1))[None]], dim=1)
+        x, _, _ = pad_to_multiple(x, multiple)
+        return run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].permute(1, 2, 0).float().cpu().numpy()
+
+    # With a pool, tiles are read while earlier ones are blended: safe in place too, as a tile
+    # reads only rows at or below its row's top, and only rows above that have been written.
+    results = pool.map_in_order(restored, windows) if pool is not None and len(windows) > 1 else (restored(*win) for win in windows)
+    # The band is (rows, width, channels), as `dest` and as a channels_last network output are laid
+    # out, so blending reads and writes contiguous memory.
+    band, band_start, band_rows = None, 0, None
+    for (y0, y1, x0, x1), y in zip(windows, results):
+        if (y0, y1) != band_rows:  # a new row of tiles
+            new = np.zeros(((y1 - y0) * scale, w * scale, c), dtype=np.float32)
+            if band is not None:  # rows above this tile row are final; the overlap carries over
+                keep = y0 * scale - band_start
+                new[: band.shape[0] - keep] = band[keep:]
+                emit(band[:keep], band_start)
+            band, band_start, band_rows = new, y0 * scale, (y0, y1)
+        wy = _ramp((y1 - y0) * scale, overlap * scale, y0 > 0, y1 < h)
+        wx = _ramp((x1 - x0) * scale, overlap * scale, x0 > 0, x1 < w)
+        band[:, x0 * scale : x1 * scale] += y * (wy[:, None] * wx[None, :])[..., None]
+        if x0 == 0:
+            row_weight[y0 * scale : y1 * scale] += wy
+        if y0 == 0:
+            col_weight[x0 * scale : x1 * scale] += wx
+        if on_tile:
+            on_tile()
     emit(band, band_start)
     return out if dest is None else dest
-
-
-def _tile_rows(windows: list[Window]) -> list[tuple[tuple[int, int], list[tuple[int, int]]]]:
-    rows: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for y0, y1, x0, x1 in windows:
-        rows.setdefault((y0, y1), []).append((x0, x1))
-    return list(rows.items())

@@ -24,9 +24,28 @@ def dis_flow(refine: bool = True) -> cv2.DISOpticalFlow:
     return dis
 
 
-def flow_to_previous(current: np.ndarray, previous: np.ndarray, dis: cv2.DISOpticalFlow | None = None) -> np.ndarray:
-    """H x W x 2 flow f with current(x) ~ previous(x + f(x)) (DIS, medium preset unless ``dis``)."""
-    return (dis or dis_flow()).calc(_gray(current), _gray(previous), None)
+def flow_to_previous(current: np.ndarray, previous: np.ndarray, dis: cv2.DISOpticalFlow | None = None,
+                     downscale: int = 1) -> np.ndarray:
+    """H x W x 2 flow f with current(x) ~ previous(x + f(x)) (DIS, medium preset unless ``dis``).
+    ``downscale``: measure on frames shrunk by this integer factor and resize the flow back."""
+    gray_current, gray_previous = _gray(current), _gray(previous)
+    if downscale == 1:
+        return (dis or dis_flow()).calc(gray_current, gray_previous, None)
+    h, w = gray_current.shape
+    small = (max(w // downscale, 1), max(h // downscale, 1))
+    gray_current, gray_previous = (cv2.resize(g, small, interpolation=cv2.INTER_AREA) for g in (gray_current, gray_previous))
+    return resize_flow((dis or dis_flow()).calc(gray_current, gray_previous, None), w, h)
+
+
+def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The flow field of a resized frame: resampled, and its vectors scaled per axis."""
+    h, w = flow.shape[:2]
+    if (w, h) == (width, height):
+        return flow
+    out = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= width / w
+    out[..., 1] *= height / h
+    return out
 
 
 def warp_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +65,5 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 def upscale_flow(flow: np.ndarray, scale: int) -> np.ndarray:
-    if scale == 1:
-        return flow
     h, w = flow.shape[:2]
-    return cv2.resize(flow, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) * scale
+    return resize_flow(flow, w * scale, h * scale)

@@ -22,6 +22,9 @@ import numpy as np
 from revamp.video.flow import dis_flow, flow_to_previous, remap, upscale_flow, warp_maps
 
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which confidence falls to 1/e
+# Taller frames have their flow measured shrunk by an integer factor to at most this many lines
+# (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
+FLOW_LINES = 576
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
@@ -34,10 +37,10 @@ class Motion:
 
 
 class TemporalStabilizer:
-    def __init__(self, strength: float = 0.5, tolerance: float = TOLERANCE, scale: int = 1):
+    def __init__(self, strength: float = 0.5, tolerance: float = TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES):
         if not 0 <= strength < 1:
             raise ValueError("stabiliser strength must be in [0, 1)")
-        self.strength, self.tolerance, self.scale = strength, tolerance, scale
+        self.strength, self.tolerance, self.scale, self.flow_lines = strength, tolerance, scale, flow_lines
         self.dis = dis_flow(refine=False)
         self.reset()
 
@@ -52,7 +55,8 @@ class TemporalStabilizer:
         previous, self.prev_input = self.prev_input, frame_in
         if previous is None or self.strength == 0:
             return None
-        flow = flow_to_previous(frame_in, previous, self.dis)
+        downscale = -(-frame_in.shape[0] // self.flow_lines) if self.flow_lines else 1
+        flow = flow_to_previous(frame_in, previous, self.dis, downscale)
         maps = warp_maps(flow)
         # Warped in uint8: its rounding (half a level) is a twentieth of the tolerance (10 levels).
         mismatch = cv2.transform(cv2.absdiff(frame_in, remap(previous, maps)).astype(np.float32), _CHANNEL_MEAN)
