@@ -68,7 +68,7 @@ def restore_with_each_flow(refs: list[np.ndarray]) -> dict:
     from revamp.video.job import restore_frame
     from revamp.video.stabilize import TemporalStabilizer
 
-    restorer = Restorer("default", device="cpu", tile=768, backend="auto")
+    restorer = Restorer("default", device="cpu", tile=768, backend="auto", even_tiles=True)  # as `revamp video`
     flows = reference_flows(refs)
     rows = {}
     for qp in (32, 37, 42):

@@ -1,5 +1,6 @@
 """Tiles side by side (revamp.tiling.TilePool, one intra-op thread per tile) against one tile at a
-time on all cores: seconds per picture of `Restorer.restore_rgb`.
+time on all cores: seconds per picture of `Restorer.restore_rgb`, its tiles cut evenly as
+`revamp video` cuts a frame's (at most --tile px).
 
     .venv/bin/python bench/tile_workers.py [--size 1280x720] [--tile 768] [--model default] [--backend auto] [--rounds 8] [--json FILE]
 
@@ -45,7 +46,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
-    restorer = Restorer(args.model, device="cpu", tile=args.tile, backend=args.backend)
+    restorer = Restorer(args.model, device="cpu", tile=args.tile, backend=args.backend, even_tiles=True)
     if restorer.tile_pool is None:
         print("no tile pool here (one CPU thread, or the onnxruntime backend)", file=sys.stderr)
         return 1

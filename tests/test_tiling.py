@@ -80,15 +80,19 @@ def test_restoring_in_place_gives_the_same_picture():
     assert got is buffer and np.array_equal(got, expected)
 
 
-def test_windows_split_an_axis_into_equal_tiles():
-    """Tiles that run side by side should finish together: 1280 px in two 672s, not 768 + 576."""
-    assert tile_windows(720, 1280, 768, 64) == [(0, 720, 0, 672), (0, 720, 608, 1280)]
-    for length in (700, 1000, 1920, 4000):
-        spans = sorted({(x0, x1) for _, _, x0, x1 in tile_windows(64, length, 512, 64)})
-        sizes = [x1 - x0 for x0, x1 in spans]
-        assert spans[0][0] == 0 and spans[-1][1] == length and max(sizes) <= 512
-        assert max(sizes) - min(sizes) < 32 * len(spans)  # equal up to the grid rounding, no sliver
-        assert all(b0 <= a1 - 64 for (_, a1), (b0, _) in zip(spans, spans[1:]))  # every seam has the overlap
+def test_even_tiles_keep_the_count_and_cut_equal_sizes():
+    """`revamp video` runs a frame's tiles side by side: 1280 px in two 672s, not 768 + 576."""
+    from revamp.tiling import even_tile
+
+    assert even_tile(720, 1280, 768, 64) == (736, 672)
+    assert tile_windows(720, 1280, (736, 672), 64) == [(0, 720, 0, 672), (0, 720, 608, 1280)]
+    for h, w in ((720, 1280), (1080, 1920), (2160, 3840), (576, 720), (300, 410), (2000, 90)):
+        tile = even_tile(h, w, 768, 64)
+        assert max(tile) <= 768 and len(tile_windows(h, w, tile, 64)) == len(tile_windows(h, w, 768, 64))
+        for axis in (0, 1):  # each side is the smallest that keeps the count
+            smaller = list(tile)
+            smaller[axis] -= 32
+            assert tile[axis] == 96 or len(tile_windows(h, w, tuple(smaller), 64)) > len(tile_windows(h, w, 768, 64))
 
 
 def test_tiles_side_by_side_give_the_same_picture():

@@ -2,8 +2,8 @@
 side by side in one process (the paper's claim: MobileNetV3 halves the time of ResNet34).
 
 Each generator is built at the same decoder width (random weights: speed does not depend on
-them) and run the way `revamp image`/`revamp video` run it: the frame padded to the 32-px grid
-and cut into the same tiles. One warm-up call, then the median of ``runs`` calls. Peak resident
+them) and run the way `revamp video` runs it: the frame padded to the 32-px grid and cut into
+the same tiles (of about equal size, run side by side on a CPU). One warm-up call, then the median of ``runs`` calls. Peak resident
 memory is the process's high-water mark during that configuration (reset before each one with
 /proc/self/clear_refs on Linux).
 """
@@ -90,7 +90,7 @@ def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, ru
             save_model(model, path, name=encoder, task="bench", recipe={})
             flops = {size: gflops(model, *_hw(size)) for size in sizes}
             for backend in backends:
-                restorer = Restorer(str(path), device="cpu", tile=tile, tile_overlap=tile_overlap, backend=backend)
+                restorer = Restorer(str(path), device="cpu", tile=tile, tile_overlap=tile_overlap, backend=backend, even_tiles=True)
                 for size in sizes:
                     h, w = _hw(size)
                     frame = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)

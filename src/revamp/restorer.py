@@ -15,7 +15,7 @@ from revamp.imageio import Picture, picture_from_pil
 from revamp.models.files import load_model
 from revamp.models.unet import fold_batchnorm
 from revamp.registry import resolve_model
-from revamp.tiling import TilePool, restore_tiled
+from revamp.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -66,10 +66,12 @@ class Restorer:
     revamp .safetensors file. Images larger than ``tile`` pixels on a side are
     processed in overlapping tiles, so memory stays bounded for any size.
     ``compile``: torch.compile the network (torch backends; see ``compile_for_inference``).
+    ``even_tiles``: cut each picture into tiles of about equal size, as many as ``tile`` gives
+    (``revamp.tiling.even_tile``; `revamp video`, whose frames' tiles run side by side).
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch",
-                 strength: float = 1.0, compile: bool = False):
+                 strength: float = 1.0, compile: bool = False, even_tiles: bool = False):
         if not 0 <= strength <= 2:
             raise ValueError(f"strength must be between 0 and 2, not {strength}")
         self.strength = strength
@@ -80,7 +82,7 @@ class Restorer:
         self.scale: int = self.model.config.scale
         # Codec-aware models take the quantiser the file reports (revamp.codec) as extra planes.
         self.codec_aware: bool = self.model.config.cond_channels > 0
-        self.tile, self.tile_overlap = tile, tile_overlap
+        self.tile, self.tile_overlap, self.even_tiles = tile, tile_overlap, even_tiles
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
         if self.backend == "onnxruntime":
@@ -117,10 +119,13 @@ class Restorer:
                 y = self.model(x)
         return y.float().clamp_(0, 1)
 
-    def tile_count(self, width: int, height: int) -> int:
-        from revamp.tiling import tile_windows
+    def tile_size(self, width: int, height: int) -> Tile:
+        if self.even_tiles:
+            return even_tile(height, width, self.tile, self.tile_overlap, self.eager_model.size_multiple)
+        return self.tile
 
-        return len(tile_windows(height, width, self.tile, self.tile_overlap, self.eager_model.size_multiple))
+    def tile_count(self, width: int, height: int) -> int:
+        return len(tile_windows(height, width, self.tile_size(width, height), self.tile_overlap, self.eager_model.size_multiple))
 
     def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                     hint: CodecHint | None = None) -> np.ndarray:
@@ -137,8 +142,8 @@ class Restorer:
             dest = rgb
         else:
             dest = np.empty((h * self.scale, w * self.scale, 3), dtype=np.float32)
-        return restore_tiled(self._run, image, self.scale, self.tile, self.tile_overlap, self.eager_model.size_multiple, on_tile, dest,
-                             condition, self.tile_pool)
+        return restore_tiled(self._run, image, self.scale, self.tile_size(w, h), self.tile_overlap, self.eager_model.size_multiple,
+                             on_tile, dest, condition, self.tile_pool)
 
     def restore_picture(self, pic: Picture, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                         hint: CodecHint | None = None) -> Picture:

@@ -16,28 +16,46 @@ import torch
 import torch.nn.functional as F
 
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 in input pixels
+Tile = int | tuple[int, int]  # a square tile's side, or (height, width)
 
 
-def _spans(length: int, tile: int, step: int, multiple: int) -> list[tuple[int, int]]:
-    """(start, end) of the windows along one axis: as many as ``step`` needs to cover ``length``,
-    then shrunk to equal sizes on the grid (1280 px with tiles of 768: two of 672, not 768 and
-    576), so tiles that run side by side finish together."""
-    if length <= tile:
-        return [(0, length)]
-    overlap = tile - step
-    count = 1 + -(-(length - tile) // step)
-    step = -(-(length - overlap) // (count * multiple)) * multiple
-    return [(i * step, min(i * step + step + overlap, length)) for i in range(count)]
-
-
-def tile_windows(h: int, w: int, tile: int, overlap: int, multiple: int = 32) -> list[Window]:
-    """Windows covering an h x w image, row by row; starts are multiples of ``multiple``."""
+def _starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
     if tile % multiple or tile <= 0:
         raise ValueError(f"tile size must be a positive multiple of {multiple}, not {tile}")
     step = (tile - overlap) // multiple * multiple
     if step <= 0:
         raise ValueError(f"tile overlap {overlap} leaves no step for tile {tile}")
-    return [(y0, y1, x0, x1) for y0, y1 in _spans(h, tile, step, multiple) for x0, x1 in _spans(w, tile, step, multiple)]
+    starts = list(range(0, max(length - tile, 0) + 1, step))
+    if starts[-1] + tile < length:
+        starts.append(starts[-1] + step)
+    return starts
+
+
+def tile_windows(h: int, w: int, tile: Tile, overlap: int, multiple: int = 32) -> list[Window]:
+    """Windows covering an h x w image, row by row; starts are multiples of ``multiple``."""
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    return [
+        (y, min(y + tile_h, h), x, min(x + tile_w, w))
+        for y in _starts(h, tile_h, overlap, multiple)
+        for x in _starts(w, tile_w, overlap, multiple)
+    ]
+
+
+def even_tile(h: int, w: int, tile: int, overlap: int, multiple: int = 32) -> tuple[int, int]:
+    """(height, width) of the smallest tiles that cut an h x w picture into as many as ``tile``
+    does, so they come out about equal (1280x720 with 768: two of 672 x 736, not 768 and 576 wide)
+    and tiles that run side by side finish together (`revamp video`)."""
+    return _even_side(h, tile, overlap, multiple), _even_side(w, tile, overlap, multiple)
+
+
+def _even_side(length: int, tile: int, overlap: int, multiple: int) -> int:
+    count = len(_starts(length, tile, overlap, multiple))
+    best = tile
+    for smaller in range(tile - multiple, overlap + multiple - 1, -multiple):  # smaller tiles: never fewer
+        if len(_starts(length, smaller, overlap, multiple)) != count:
+            break
+        best = smaller
+    return best
 
 
 class TilePool:
@@ -87,7 +105,7 @@ def restore_tiled(
     run: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
     scale: int = 1,
-    tile: int = 512,
+    tile: Tile = 512,
     overlap: int = 64,
     multiple: int = 32,
     on_tile: Callable[[], None] | None = None,
