@@ -3,9 +3,9 @@ side by side in one process (the paper's claim: MobileNetV3 halves the time of R
 
 Each generator is built at the same decoder width (random weights: speed does not depend on
 them) and run the way `revamp video` runs it: the frame padded to the 32-px grid and cut into
-the same tiles (of about equal size, run side by side on a CPU). One warm-up call, then the median of ``runs`` calls. Peak resident
-memory is the process's high-water mark during that configuration (reset before each one with
-/proc/self/clear_refs on Linux).
+the same tiles (of about equal size, run side by side on a CPU). One warm-up call, then the
+median of ``runs`` calls. Peak resident memory is the process's high-water mark during that
+configuration (reset before each one with /proc/self/clear_refs on Linux).
 """
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import yaml
 
