@@ -22,11 +22,12 @@ import numpy as np
 from PIL import Image
 
 
-def make_picture(path: Path, w: int, h: int) -> None:
+def make_picture(path, w: int, h: int) -> None:
+    """A smooth, photo-like JPEG at q20, as archive material is, written to a path or file object."""
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (h // 64 + 1, w // 64 + 1, 3), dtype=np.uint8)
     img = Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)  # smooth, photo-like
-    img.save(path, quality=20)
+    img.save(path, "JPEG", quality=20)
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ difference between the two outputs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import make_picture
 from PIL import Image
 
 from revamp.bench import machine
@@ -26,13 +28,9 @@ from revamp.restorer import Restorer
 
 
 def picture(w: int, h: int) -> np.ndarray:
-    """A smooth, photo-like RGB picture in [0, 1], JPEG q20 as archive material is."""
-    import io
-
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (h // 48 + 2, w // 48 + 2, 3), dtype=np.uint8)
+    """bench/peak_memory.py's JPEG, decoded to RGB in [0, 1]."""
     buf = io.BytesIO()
-    Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=20)
+    make_picture(buf, w, h)
     return np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255
 
 
