@@ -18,20 +18,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.fft import dctn, idctn
+from scipy.fft import idctn
 
-from revamp.codec import CodecHint, ijg_table, jpeg_step
+from revamp.codec import CodecHint, block_dct, ijg_table, jpeg_luma, jpeg_step
 from revamp.data.degrade import jpeg
+from revamp.metrics.fidelity import psnr
 from revamp.restorer import Restorer
-
-LUMA = np.array([0.299, 0.587, 0.114])  # JFIF's Y, the plane libjpeg quantises
 
 
 def luma_dct(rgb: np.ndarray) -> np.ndarray:
-    """(rows, cols, 8, 8) orthonormal DCT of the full 8x8 luma blocks, level-shifted as JPEG does."""
-    y = rgb.astype(np.float64) @ LUMA - 128
-    h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
-    return dctn(y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3), axes=(2, 3), norm="ortho")
+    return block_dct(jpeg_luma(rgb))
 
 
 def project(restored: np.ndarray, decoded: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +40,6 @@ def project(restored: np.ndarray, decoded: np.ndarray, table: np.ndarray) -> tup
     out = restored.astype(np.float64)
     out[: rows * 8, : cols * 8] += change.transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)[..., None]
     return np.clip(out, 0, 255), k
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((np.round(a) - b.astype(np.float64)) ** 2)))
 
 
 def main() -> int:
@@ -71,8 +63,9 @@ def main() -> int:
             restored = restorer.restore_rgb(decoded.astype(np.float32) / 255, hint=hint) * 255
             projected, k = project(restored, decoded, table)
             inside = np.abs(luma_dct(clean) - k * table) <= table / 2 + 1e-9
-            for name, value in (("jpeg", psnr(decoded, clean)), ("restored", psnr(restored, clean)),
-                                ("projected", psnr(projected, clean)), ("truth_inside", float(inside.mean()))):
+            # Restored pictures are scored as the 8-bit files they would be written to.
+            for name, value in (("jpeg", psnr(decoded, clean)), ("restored", psnr(np.round(restored), clean)),
+                                ("projected", psnr(np.round(projected), clean)), ("truth_inside", float(inside.mean()))):
                 scores[name].append(value)
         row = {"quality": q, **{name: round(float(np.mean(v)), 4) for name, v in scores.items()}}
         rows.append(row)

@@ -105,18 +105,23 @@ def read_video_qp(path: str | Path, max_frames: int | None = None) -> Iterator[F
                                  None if params is None else params.qp_map().astype(np.int32))
 
 
-def _dct_blocks(y: np.ndarray) -> np.ndarray:
-    """(N, 64) DCT coefficients of the 8x8 blocks on JPEG's grid, scaled as JPEG quantises them."""
+def jpeg_luma(rgb: np.ndarray) -> np.ndarray:
+    """JFIF's Y (float64), the plane a JPEG's luma table quantises; gray pictures as they are."""
+    return rgb.astype(np.float64) @ [0.299, 0.587, 0.114] if rgb.ndim == 3 else rgb.astype(np.float64)
+
+
+def block_dct(y: np.ndarray) -> np.ndarray:
+    """(rows, cols, 8, 8) DCT coefficients of the full 8x8 blocks on JPEG's grid, level-shifted and
+    scaled (orthonormal) as JPEG quantises them."""
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
-    blocks = (y[:h, :w] - 128.0).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    return dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)
+    blocks = (y[:h, :w] - 128.0).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
+    return dctn(blocks, axes=(2, 3), norm="ortho")
 
 
 def estimate_steps(rgb: np.ndarray, positions: int = 10, max_step: int = 64) -> dict[int, int]:
     """Quantiser steps of the first ``positions`` zigzag frequencies (natural index -> step), read
     from how the DCT coefficients of the pixels' luma cluster on multiples of a step."""
-    y = rgb.astype(np.float64) @ [0.299, 0.587, 0.114] if rgb.ndim == 3 else rgb.astype(np.float64)
-    coeffs = _dct_blocks(y)
+    coeffs = block_dct(jpeg_luma(rgb)).reshape(-1, 64)
     steps = {}
     for k in ZIGZAG[1 : positions + 1]:  # AC only: DC is dominated by the picture itself
         c = coeffs[:, k]
