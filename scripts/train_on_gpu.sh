@@ -5,18 +5,19 @@
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
 # (DATA_ROOT holds bsds500/, t91/, wiki49/ as in ../shared/data/train.)
 # At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
-# STAGE (default all), WORKERS (data workers per job, default 3) and GEN_PHASES (a phases
-# override) come from the environment.
+# STAGE (default all), WORKERS (data workers per job, default 3), GEN_PHASES (a phases
+# override), CLIPS (a folder of training clips, for configs with data.clips) and PYTHON come from
+# the environment. tests/test_train.py runs it on the CPU with a tiny config (RUN_SECONDS=25).
 set -uo pipefail
 out=$1; data=$2; shift 2
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
-runs=/tmp/revamp-runs
+runs=${RUNS:-/tmp/revamp-runs}
 mkdir -p "$runs" "$out"
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
-  timeout -s INT "${RUN_SECONDS:-230}" python3 -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
+  timeout -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
     --set "data.train=[$data/bsds500,$data/t91,$data/wiki49]" --set data.workers="${WORKERS:-3}" \
-    ${GEN_PHASES:+--set "phases=$GEN_PHASES"} \
+    ${GEN_PHASES:+--set "phases=$GEN_PHASES"} ${CLIPS:+--set "data.clips=[$CLIPS]"} \
     > "$runs/$name.log" 2>&1 &
 done
 wait

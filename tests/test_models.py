@@ -295,3 +295,40 @@ def test_self_attention_equals_the_conv1d_formulation_and_survives_torch_compile
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 eager, compiled = attention(x.bfloat16()), torch.compile(attention)(x.bfloat16())
             assert not compiled.isnan().any() and (compiled.float() - eager.float()).abs().max() < 0.05
+
+
+def test_multi_frame_model_starts_as_the_single_frame_model_it_came_from(tmp_path):
+    """neighbours=1 adds six input planes (the frames before and after) after the codec planes;
+    transferred from a codec-aware model they start at zero weight, so the new model computes
+    what its source did, whatever the neighbours hold, until training teaches it to use them."""
+    from revamp.train.generator import transfer_weights
+
+    torch.manual_seed(1)
+    config = UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light", cond_channels=2)
+    source = UNetGenerator(config)
+    with torch.no_grad():
+        source.to_rgb.weight.normal_(0, 0.01)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
+    source = load_model(tmp_path / "src.safetensors")[0].eval()
+    multi = UNetGenerator(UNetConfig(**dict(config.to_dict(), neighbours=1)))
+    assert multi.config.input_planes == 11
+    copied, fresh = transfer_weights(multi, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(multi.state_dict())
+    x = torch.rand(1, 5, 64, 64)
+    with torch.no_grad():
+        expected = source(x)
+        for around in (x[:, :3].repeat(1, 2, 1, 1), torch.rand(1, 6, 64, 64)):
+            assert (multi.eval()(torch.cat([x, around], 1)) - expected).abs().max() < 1e-4
+        with torch.no_grad():  # once trained, the neighbours matter
+            multi.encoder.conv_stem.weight[:, 5:].normal_(0, 0.1)
+        assert (multi(torch.cat([x, torch.rand(1, 6, 64, 64)], 1)) - expected).abs().max() > 1e-4
+
+
+def test_training_compute_sums_the_init_chain():
+    from revamp.models.files import training_compute
+
+    first = {"device": "NVIDIA H200", "hours": 0.2, "steps": 300, "phases": [{"batch": 128, "steps": 200}, {"batch": 16, "steps": 500}]}
+    second = {"device": "cpu", "hours": 0.5, "steps": 90, "init": "first.safetensors", "init_recipe": first,
+              "phases": [{"batch": 16, "steps": 100}]}  # stopped at step 90 of 100
+    assert training_compute(second) == {"cpu_hours": 0.5, "gpu_minutes": 12.0, "steps": 390, "samples": 90 * 16 + 200 * 128 + 100 * 16}
+    assert training_compute({**second, "init": None})["steps"] == 90  # a transfer or a fresh start ends the chain

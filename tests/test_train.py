@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import natural_image, write_images
 
 from revamp.data.degrade import JpegDegradation, SRDegradation, double_jpeg, jpeg
 from revamp.data.pairs import PairDataset
 from revamp.train.config import load_config
 from revamp.train.generator import GeneratorTrainer
-
-from conftest import natural_image, write_images
 
 
 @pytest.fixture()
@@ -161,3 +160,135 @@ def test_unknown_degradation_names():
         build_degradation({"video": {"codecs": {"vp9": [30, 40]}}})
     with pytest.raises(ValueError, match="unknown degradation"):
         build_degradation({"noise": {}})
+
+
+def test_real_clips_give_frames_of_the_clip_through_a_codec():
+    from revamp.codec import condition_value
+    from revamp.data.degrade import VideoDegradation, frame_step
+    from revamp.metrics import psnr
+
+    clip = np.stack([natural_image(80, 100 + 6, seed=4)[:, i : i + 100] for i in range(6)])  # a pan, 6 frames
+    images = [natural_image(100, 120, seed=s) for s in range(2)]
+    video = VideoDegradation(codecs={"h264": (30, 30), "h265": (30, 30)}, blind_codecs=("h265",))
+    ds = PairDataset(images, 64, JpegDegradation(), seed=3, condition=True, clips=[clip, clip[:3]], clip_prob=0.5, clip_degradation=video)
+    assert len(ds.clips) == 1  # a clip shorter than the codec's window is left out
+    # A clip sample's target is a 64x64 window of one frame (rotated or flipped alike).
+    windows = [np.rot90(f[r : r + 64, c : c + 64], k) for f in clip for r in range(17) for c in range(43) for k in range(4)]
+    from_clips = told = 0
+    for i in range(24):
+        x, y = ds[i]
+        assert torch.equal(x, ds[i][0])  # the index determines the sample
+        target = (y.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        if any(np.array_equal(target, w) or np.array_equal(target, w[:, ::-1]) for w in windows):
+            from_clips += 1
+            degraded = (x[:3].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            assert 20 < psnr(degraded, target) < 50
+            if x[4].any():  # H.264 is told its frame's step; H.265 is blind, as in use
+                told += 1
+                assert any(torch.allclose(x[3], torch.tensor(float(condition_value(frame_step("h264", 30, t))))) for t in "IPB")
+    assert 5 <= from_clips <= 19 and told >= 1
+
+
+def test_validation_set_measures_video_items(image_folder):
+    from revamp.train.common import TrainingData
+
+    cfg = tiny_config(image_folder, val_video=[["h264", 37], ["h265", 37]], degradation={"jpeg": {"quality": [10, 10]}})
+    data = TrainingData(cfg)
+    keys = [item[0] for item in data.val.items]
+    assert keys.count("q20") == keys.count("h264_37") == keys.count("h265_37") == 2
+    assert all(step is None for key, _, _, step in data.val.items if key == "h265_37")
+    trainer = GeneratorTrainer(cfg, image_folder.parent / "run", device=torch.device("cpu"), quiet=True, data=data)
+    result = data.val.evaluate(trainer.model, torch.device("cpu"), False)
+    assert {"gain_q20", "gain_h264_37", "gain_h265_37", "gain_mean", "lpips"} <= set(result)
+    assert abs(result["gain_h264_37"]) < 1e-6  # the untrained generator is the identity
+
+
+def test_campaign_resumes_after_kill_9_and_warm_restarts_the_next_leg(image_folder, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    config = tmp_path / "tiny_campaign.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"encoder": "mobilenetv3_small_100", "width": 8},
+        "data": {"train": [str(image_folder)], "val_count": 2, "workers": 0},
+        "phases": [{"name": "patches", "patch": 64, "batch": 4, "steps": 40}],
+        "optim": {"warmup": 2}, "checkpoint_every": 5, "val_every": 20, "val_qualities": [20], "bf16": False, "log_every": 1,
+    }))
+    env = dict(os.environ, REVAMP_CAMPAIGNS=str(tmp_path / "campaigns"), PYTHON=sys.executable)
+    script = str(repo / "scripts" / "campaign.sh")
+    root = tmp_path / "campaigns" / "tiny_campaign"
+    start = subprocess.run([script, str(config)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert start.returncode == 0 and "running in the background" in start.stderr
+    pid = int((root / "pid").read_text())
+    deadline = time.monotonic() + 300
+    while not (root / "leg1" / "generator" / "checkpoint.json").is_file():
+        assert time.monotonic() < deadline, (root / "campaign.log").read_text()[-2000:]
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)  # no chance to save anything
+    stopped_at = json.loads((root / "leg1" / "generator" / "checkpoint.json").read_text())["state"]["step"]
+    assert 5 <= stopped_at < 40
+
+    again = subprocess.run([script, str(config)], env=dict(env, FOREGROUND="1", LEGS="1"), capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resuming leg1" in again.stdout
+    state = json.loads((root / "leg1" / "generator" / "checkpoint.json").read_text())["state"]
+    assert state["step"] == 40 and (root / "leg1" / "generator" / "final.safetensors").is_file()
+
+    nxt = subprocess.run([script, str(config)], env=dict(env, FOREGROUND="1", LEGS="1"), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert nxt.returncode == 0, nxt.stdout[-2000:] + nxt.stderr[-2000:]
+    assert "starting leg2" in nxt.stdout
+    assert (root / "leg2" / "init").read_text().strip() == str(root / "leg1" / "generator" / "best.safetensors")
+    assert json.loads((root / "leg2" / "generator" / "config.json").read_text())["init"] == str(root / "leg1" / "generator" / "best.safetensors")
+
+
+def test_gpu_script_dry_run_on_the_cpu(tmp_path):
+    """scripts/train_on_gpu.sh with a tiny config: its jobs start, are cut by the time limit, and
+    every model file and the logs come back to OUT."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    for name in ("bsds500", "t91", "wiki49"):
+        write_images(data / name, 3, 160, 192)
+    clip = tmp_path / "clips" / "pan"
+    clip.mkdir(parents=True)
+    big = natural_image(160, 220, seed=9)
+    from PIL import Image
+
+    for i in range(6):
+        Image.fromarray(big[:, i * 4 : i * 4 + 192]).save(clip / f"f{i:03d}.png")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"encoder": "mobilenetv3_small_100", "width": 8, "decoder": "light", "cond_channels": 2},
+        "data": {"train": ["unused"], "val_count": 2, "clips": ["unused"], "clip_prob": 0.5},
+        "degradation": {"jpeg": {"quality": [10, 40]}, "video": {"prob": 0.3, "codecs": {"h264": [30, 40]}}},
+        "phases": [{"name": "patches", "patch": 64, "batch": 4, "steps": 10000}],
+        "checkpoint_every": 5, "val_every": 10, "val_qualities": [20], "val_video": [["h264", 37]], "bf16": False,
+    }))
+    env = dict(os.environ, PYTHON=sys.executable, RUN_SECONDS="25", STAGE="generator", WORKERS="1", CLIPS=str(tmp_path / "clips"),
+               RUNS=str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(repo / "scripts" / "train_on_gpu.sh"), str(out), str(data), f"tiny={config}"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (out / "tiny-generator-last.safetensors").is_file() and (out / "tiny-generator-best.safetensors").is_file()
+    assert (out / "logs.tar.gz").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(out / "tiny-generator-best.safetensors"), "pt") as f:  # fp16: small enough to bring back
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} & {"F16", "F32"} == {"F16"}

@@ -114,13 +114,13 @@ class _Interrupt:
     def __init__(self, restorer, limit):
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
-        self.strength, self.codec_aware = restorer.strength, restorer.codec_aware
+        self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
 
-    def restore_rgb(self, rgb, hint=None):
+    def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
         if self.calls > self.limit:
             raise KeyboardInterrupt
-        return self.inner.restore_rgb(rgb, hint=hint)
+        return self.inner.restore_rgb(rgb, hint=hint, neighbours=neighbours)
 
 
 def test_resume_redoes_nothing_and_matches_an_uninterrupted_run(tmp_path, restorer):
@@ -247,7 +247,7 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
         def __init__(self):
             self.rng = np.random.default_rng(1)
 
-        def restore_rgb(self, rgb, hint=None):
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
             big = cv2.resize(rgb, (rgb.shape[1] * scale, rgb.shape[0] * scale), interpolation=cv2.INTER_LINEAR)
             return (big + self.rng.normal(0, 0.03, big.shape)).astype(np.float32)
 
@@ -315,9 +315,140 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
     monkeypatch.setattr(job, "hint_for_video_frame", lambda frame, name: hints.append(real(frame, name)) or hints[-1])
     options = {"qp": "30"} if codec == "libx264" else {"x265-params": "qp=30:log-level=none"} if codec == "libx265" else None
     src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, subtitles=False)
-    report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"))
+    report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"), quality=18)  # a set CRF: no quantiser probe
     assert report.restored_frames == 10 and len(hints) == 10
     if told:  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
         assert sum(h.steps is not None and h.block == 16 for h in hints) >= 9
     else:  # FFmpeg exports no quantisers for HEVC: blind
         assert all(h is BLIND for h in hints)
+
+
+def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
+    """`revamp video --codec ffv1` and `revamp image` on the same decoded frames, both measured on
+    BT.601 Y against the clean frames: the video path (YUV -> RGB -> model -> YUV, hints from the
+    macroblock quantisers, stabiliser) must not lose what the image path gains."""
+    from conftest import shared_path
+    from PIL import Image
+
+    from revamp.metrics import rgb_to_y
+
+    with av.open(str(shared_path("data", "video", "carphone", "carphone_pristine.mp4"))) as c:  # a real clip, QCIF
+        clean = [f.to_ndarray(format="rgb24")[:128, :160] for _, f in zip(range(8), c.decode(video=0))]
+    src = make_video(tmp_path / "in.mkv", clean, options={"qp": "37", "bframes": "2"}, audio=False, subtitles=False)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, rgb in enumerate(decoded_rgb(src)):  # BT.601 limited, as revamp video decodes this clip
+        Image.fromarray(rgb).save(frames / f"{i:03d}.png")
+    assert main(["video", str(src), "-o", str(tmp_path / "out.mkv"), "--codec", "ffv1", "-q"]) == 0
+    assert main(["image", str(frames), "-o", str(tmp_path / "images"), "-q"]) == 0
+
+    def psnr_y(planes):
+        return float(np.mean([10 * np.log10(255**2 / np.mean((p - rgb_to_y(c)) ** 2)) for p, c in zip(planes, clean)]))
+
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        video = [f.to_ndarray(format="yuv420p")[:128].astype(np.float64) for f in c.decode(video=0)]
+    with av.open(str(src)) as c:
+        compressed = [f.to_ndarray(format="yuv420p")[:128].astype(np.float64) for f in c.decode(video=0)]
+    images = [rgb_to_y(np.asarray(Image.open(tmp_path / "images" / f"{i:03d}.png"))) for i in range(8)]
+    assert len(video) == 8
+    base, via_video, via_image = psnr_y(compressed), psnr_y(video), psnr_y(images)
+    assert via_image > base  # the model does restore these frames
+    assert via_video >= via_image - 0.02, (base, via_video, via_image)
+
+
+@pytest.mark.parametrize("codec, options, expected", [("libx264", {"qp": "37"}, (35, 39)), ("mpeg2video", None, "known"),
+                                                      ("libx265", {"x265-params": "qp=37:log-level=none"}, None)])
+def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, options, expected):
+    from revamp.video.io import OUTPUT_CRF_BLIND, OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, output_crf
+    from revamp.video.job import input_qp
+
+    src = make_video(tmp_path / "in.mkv", n=12, codec=codec, options=options, audio=False, subtitles=False)
+    qp = input_qp(src)
+    if expected is None:
+        assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # FFmpeg exports no HEVC quantisers
+    elif codec == "libx264":
+        assert expected[0] <= qp <= expected[1]  # x264 codes I frames at QP-3 and B frames at QP+2
+        assert output_crf(qp) == OUTPUT_CRF_MAX
+    else:  # MPEG-2 at the encoder's default rate: some quantiser is read
+        assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX
+    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 7 and output_crf(50) == OUTPUT_CRF_MAX
+
+
+def test_context_windows_reach_past_both_ends_and_every_frame_comes_once(monkeypatch):
+    from revamp.video import job
+
+    class Frame:
+        def __init__(self, i):
+            self.i = i
+
+    monkeypatch.setattr(job, "frame_to_rgb", lambda frame, info: frame.i)  # a frame's "RGB" is its index
+    for count in (0, 1, 2, 5):
+        for n in (0, 1, 2):
+            out = list(job._with_context((Frame(i) for i in range(count)), n, None))
+            assert [f.i for f, _, _ in out] == list(range(count))
+            for i, (_, rgb, context) in enumerate(out):
+                assert rgb == i and context == [j if 0 <= j < count else None for j in range(i - n, i + n + 1)]
+
+
+def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
+    from revamp.video.neighbours import align, neighbour_planes, still_planes
+    from revamp.video.stabilize import TemporalStabilizer
+
+    frames = moving_frames(3, 96, 128, seed=5)  # a pan: one pixel per frame
+    other = natural_image(96, 128, seed=11)  # another shot
+    aligned, agreement = align(frames[1], frames[0])
+    assert agreement > 0.8
+    assert np.abs(aligned[8:-8, 8:-8] * 255 - frames[1][8:-8, 8:-8]).mean() < 3  # warped onto the frame
+    assert np.abs(frames[0][8:-8, 8:-8].astype(float) - frames[1][8:-8, 8:-8]).mean() > 5  # which it was not before
+    cut, agreement = align(frames[1], other)
+    assert agreement == 0 and np.array_equal(cut, frames[1] / np.float32(255))
+    planes = neighbour_planes([other, frames[1], frames[2]], 1, 1)
+    assert planes.shape == (6, 96, 128)
+    assert np.array_equal(planes[:3], still_planes(frames[1] / np.float32(255), 1)[:3])  # the cut side: the frame itself
+    edge = neighbour_planes(frames, 0, 2)  # nothing before the first frame
+    assert np.array_equal(edge[:6], still_planes(frames[0] / np.float32(255), 2)[:6])
+    stabilizer = TemporalStabilizer(0.5)
+    stabilizer.measure(other)
+    assert stabilizer.measure(frames[1]) is None  # the stabiliser blends nothing across the cut either
+    assert stabilizer.measure(frames[2]) is not None
+
+
+@pytest.fixture(scope="module")
+def multiframe(tmp_path_factory):
+    """A small untrained multi-frame, codec-aware generator whose neighbour weights are non-zero."""
+    import torch
+
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2, neighbours=1))
+    with torch.no_grad():
+        model.to_rgb.weight.normal_(0, 0.01)
+    path = tmp_path_factory.mktemp("model") / "multiframe.safetensors"
+    save_model(model, path, name="multiframe", task="test", recipe={}, half=False)
+    return Restorer(str(path), device="cpu")
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_multi_frame_model_on_clips_shorter_than_its_window(tmp_path, multiframe, frames):
+    src = make_video(tmp_path / "in.mkv", n=frames, audio=False, subtitles=False)
+    report = _run(src, tmp_path / "out.mkv", multiframe)
+    assert report.frames == report.restored_frames == frames
+    assert frame_times(tmp_path / "out.mkv") == frame_times(src)
+
+
+def test_multi_frame_video_with_a_scene_cut_keeps_frames_audio_and_timestamps(tmp_path, multiframe):
+    """A cut after frame 11: the frames beside it are restored from their own shot only, so
+    frame 11 comes out as it does when the clip ends there (segments of 5 frames: the window
+    reaches across segment boundaries)."""
+    shot_a, shot_b = moving_frames(12, 64, 96, seed=1), moving_frames(12, 64, 96, seed=2)
+    src = make_video(tmp_path / "in.mkv", shot_a + shot_b, options={"qp": "0"})  # lossless H.264: both files hold the same frames
+    alone = make_video(tmp_path / "a.mkv", shot_a, options={"qp": "0"}, audio=False, subtitles=False)
+    report = _run(src, tmp_path / "out.mkv", multiframe, stabilize=0, codec="ffv1", segment_frames=5)
+    assert report.frames == report.restored_frames == 24 and report.damage is None
+    assert frame_times(tmp_path / "out.mkv") == frame_times(src)
+    assert packet_digests(tmp_path / "out.mkv", "audio") == packet_digests(src, "audio")
+    _run(alone, tmp_path / "a_out.mkv", multiframe, stabilize=0, codec="ffv1")
+    cut, ended = decoded_rgb(tmp_path / "out.mkv"), decoded_rgb(tmp_path / "a_out.mkv")
+    assert len(ended) == 12 and np.array_equal(cut[11], ended[11]) and np.array_equal(cut[10], ended[10])

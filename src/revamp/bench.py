@@ -65,7 +65,7 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
 
     from revamp.tiling import pad_to_multiple
 
-    x, _, _ = pad_to_multiple(torch.zeros(1, 3 + model.config.cond_channels, h, w), model.size_multiple)
+    x, _, _ = pad_to_multiple(torch.zeros(1, model.config.input_planes, h, w), model.size_multiple)
     with FlopCounterMode(display=False, depth=2) as counter, torch.no_grad():
         model(x)
     encoder = sum(counter.get_flop_counts().get(f"{type(model).__name__}.encoder", {}).values())

@@ -111,10 +111,10 @@ def cmd_models(args) -> int:
 
     from safetensors import safe_open
 
-    from revamp.models.files import read_metadata, training_runs
+    from revamp.models.files import read_metadata, training_compute, training_runs
     from revamp.registry import SHIPPED, weights_dir
 
-    rows = [("name", "task", "scale", "params", "training data", "quality")]
+    rows = [("name", "task", "scale", "params", "training data", "training compute", "quality")]
     for entry in SHIPPED.values():
         path = weights_dir() / entry.file
         meta = read_metadata(path)
@@ -123,10 +123,11 @@ def cmd_models(args) -> int:
             params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         data = ", ".join(Path(d).name for d in recipe.get("data", [])) or "?"
         runs = training_runs(recipe)
-        steps = sum(r.get("steps") or 0 for r in runs) or "?"
+        compute = training_compute(recipe)
+        spent = f"{compute['cpu_hours']:g} CPU h, {compute['gpu_minutes']:g} GPU min, {compute['samples']} samples"
         rows.append((entry.name, entry.task, f"x{config['scale']}", f"{params / 1e6:.1f} M",
-                     f"{data} ({recipe.get('train_images', '?')} images, {steps} steps"
-                     f"{f' in {len(runs)} runs' if len(runs) > 1 else ''})", entry.quality))
+                     f"{data} ({recipe.get('train_images', '?')} images, {compute['steps'] or '?'} steps"
+                     f"{f' in {len(runs)} runs' if len(runs) > 1 else ''})", spent, entry.quality))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -374,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (.mp4, .mov or .mkv)")
     video.add_argument("--scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     video.add_argument("--codec", default="h264", choices=["h264", "h265", "ffv1", "prores"], help="output codec (default h264)")
-    video.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better; default 18 and 20)")
+    video.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better; default: from the input's quantisers, "
+                                                 "fine enough to keep the restoration, 4-12)")
     video.add_argument("--deinterlace", nargs="?", const="bwdif", choices=["bwdif", "yadif"], help="deinterlace first (default filter bwdif)")
     video.add_argument("--stabilize", type=float, default=0.5, metavar="S", help="temporal stabilisation strength in [0, 1) (default 0.5)")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")

@@ -1,7 +1,8 @@
 """ONNX export of a generator, for onnxruntime and other runtimes.
 
-The graph takes ``image`` (N, 3 + C, H, W) in [0, 1] (C: the conditioning planes of a codec-aware
-model, else 0), H and W multiples of the model's
+The graph takes ``image`` (N, 3 + C + 6n, H, W) in [0, 1] (C: the conditioning planes of a
+codec-aware model, else 0; then a multi-frame model's n aligned frames on each side, else none),
+H and W multiples of the model's
 ``size_multiple`` (32: pad first, as revamp's tiling does), and returns ``restored``
 (N, 3, H*scale, W*scale), not clamped. Batch, height and width are dynamic; spectral norm is
 already folded into the weights of every revamp model file. The model's metadata (name, scale,
@@ -29,7 +30,7 @@ def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> 
     model, _ = load_model(model_path, "cpu")
     model.eval()
     m = model.size_multiple
-    example = torch.rand(1, model.config.in_channels + model.config.cond_channels, 2 * m, 3 * m)
+    example = torch.rand(1, model.config.input_planes, 2 * m, 3 * m)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -98,6 +99,8 @@ def max_difference(model_path: str | Path, onnx_path: str | Path, image: np.ndar
 
         h, w = image.shape[:2]
         x = torch.cat([x, torch.from_numpy(hint_for_image(None, image).planes(0, h, 0, w))[None]], dim=1)
+    if model.config.neighbours:  # a multi-frame model: a still picture is its own neighbour
+        x = torch.cat([x, x[:, :3].repeat(1, 2 * model.config.neighbours, 1, 1)], dim=1)
     x, _, _ = pad_to_multiple(x, model.size_multiple)
     with torch.no_grad():
         ref = model(x).clamp(0, 1)

@@ -82,6 +82,8 @@ class Restorer:
         self.scale: int = self.model.config.scale
         # Codec-aware models take the quantiser the file reports (revamp.codec) as extra planes.
         self.codec_aware: bool = self.model.config.cond_channels > 0
+        # Multi-frame models also take this many aligned frames on each side (revamp.video.neighbours).
+        self.neighbours: int = self.model.config.neighbours
         self.tile, self.tile_overlap, self.even_tiles = tile, tile_overlap, even_tiles
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
@@ -128,16 +130,24 @@ class Restorer:
         return len(tile_windows(height, width, self.tile_size(width, height), self.tile_overlap, self.eager_model.size_multiple))
 
     def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False,
-                    hint: CodecHint | None = None) -> np.ndarray:
+                    hint: CodecHint | None = None, neighbours: np.ndarray | None = None) -> np.ndarray:
         """H x W x 3 float32 in [0, 1] -> (H*s) x (W*s) x 3 float32. ``inplace`` (scale 1) writes
         the result over ``rgb``: a big picture then needs no second full-size buffer. ``hint``: what
-        the file says about its quantiser (codec-aware models; None: estimated from the pixels)."""
+        the file says about its quantiser (codec-aware models; None: estimated from the pixels).
+        ``neighbours``: multi-frame models' aligned neighbouring frames (revamp.video.neighbours;
+        None: the picture stands alone)."""
         image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time
         h, w = rgb.shape[:2]
         condition = None
         if self.codec_aware:
             hint = hint if hint is not None else hint_for_image(None, rgb)
             condition = functools.partial(hint.planes, strength=self.strength)
+        if self.neighbours:
+            if neighbours is None:
+                from revamp.video.neighbours import still_planes
+
+                neighbours = still_planes(rgb, self.neighbours)
+            condition = functools.partial(_with_neighbours, condition, neighbours)
         if inplace and self.scale == 1 and rgb.dtype == np.float32 and rgb.flags.c_contiguous and rgb.flags.writeable:
             dest = rgb
         else:
@@ -198,6 +208,13 @@ class Restorer:
         if top == 1.0:
             return y.astype(arr.dtype)
         return (np.clip(y, 0, 1) * top + 0.5).astype(arr.dtype)
+
+
+def _with_neighbours(condition: Callable[[int, int, int, int], np.ndarray] | None, neighbours: np.ndarray,
+                     y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """A window's extra input planes: the codec planes (if any), then the neighbouring frames'."""
+    window = neighbours[:, y0:y1, x0:x1]
+    return window if condition is None else np.concatenate([condition(y0, y1, x0, x1), window])
 
 
 def _to_pil(pic: Picture, mode: str) -> Image.Image:

@@ -143,37 +143,54 @@ def frame_step(codec: str, q: int, pict_type: str) -> float:
 
 @dataclass
 class VideoDegradation:
-    """A short clip panned across the crop, through a real codec; one of its frames is the sample.
+    """A short clip through a real codec; one of its frames is the sample.
 
-    The clean crop is the middle frame's window; neighbouring frames are shifted by a random
-    global motion, so P and B frames carry real inter-prediction artifacts.
+    ``sample`` pans a still crop into a clip: the clean crop is the window of a random frame of the
+    clip, the others are shifted by a random global motion, so P and B frames carry real
+    inter-prediction artifacts. ``sample_clip`` encodes real frames (natural motion). The sampled
+    frame's position in the GOP is random, so I, P and B frames are all seen. Codecs in
+    ``blind_codecs`` return no step: FFmpeg exports no quantisers for them (HEVC), so the model
+    meets them blind in use too.
     """
 
     codecs: dict[str, tuple[int, int]] = field(default_factory=lambda: {"h264": (27, 45), "h265": (27, 45), "mpeg2": (4, 20), "mpeg4": (4, 20)})
     frames: int = 5
     max_motion: int = 4
+    blind_codecs: tuple[str, ...] = ()
+    # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
+    # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three.
+    neighbours: int = 0
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.sample(img, rng)[0]
 
     def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        h, w = img.shape[:2]
+        m = self.max_motion
+        pad = m * self.frames
+        padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        vy, vx = rng.integers(-m, m + 1, 2)
+        k = int(rng.integers(self.frames))
+        clip = [padded[pad + (t - k) * vy : pad + (t - k) * vy + h, pad + (t - k) * vx : pad + (t - k) * vx + w] for t in range(self.frames)]
+        return self.sample_clip(clip, k, rng)
+
+    def sample_clip(self, clip: list[np.ndarray], k: int, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        """Frame ``k`` of the clean frames ``clip`` after a round trip through a random codec and quantiser."""
         names = sorted(self.codecs)
         codec = names[int(rng.integers(len(names)))]
         lo, hi = self.codecs[codec]
         q = int(rng.integers(lo, hi + 1))
-        h, w = img.shape[:2]
-        m = self.max_motion
-        padded = np.pad(img, ((m * self.frames, m * self.frames), (m * self.frames, m * self.frames), (0, 0)), mode="reflect")
-        vy, vx = rng.integers(-m, m + 1, 2)
-        mid = self.frames // 2
-        clip = []
-        for t in range(self.frames):
-            oy, ox = m * self.frames + (t - mid) * vy, m * self.frames + (t - mid) * vx
-            clip.append(padded[oy : oy + h, ox : ox + w])
+        h, w = clip[0].shape[:2]
         even = np.pad(np.stack(clip), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         steps: list[float] = []
-        decoded = video_roundtrip(list(even), codec, q, steps=steps)
-        return decoded[mid][:h, :w], steps[mid]
+        decoded = [f[:h, :w] for f in video_roundtrip(list(even), codec, q, steps=steps)]
+        step = None if codec in self.blind_codecs else steps[k]
+        if not self.neighbours:
+            return decoded[k], step
+        from revamp.video.neighbours import neighbour_planes
+
+        planes = (neighbour_planes(decoded, k, self.neighbours) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        return np.concatenate([decoded[k], planes], axis=2), step
 
 
 @dataclass
@@ -210,10 +227,21 @@ class SRDegradation:
         return self.jpeg.sample(small, rng) if self.jpeg else (small, None)
 
 
-def build_degradation(cfg: dict, scale: int = 1):
+def build_video_degradation(video_cfg: dict, neighbours: int = 0) -> VideoDegradation:
+    """The ``degradation.video`` section of a config (also what real training clips go through);
+    ``neighbours``: the model's (multi-frame models)."""
+    codecs = {k: tuple(v) for k, v in video_cfg.get("codecs", VideoDegradation().codecs).items()}
+    unknown = set(codecs) - set(VIDEO_CODECS)
+    if unknown:
+        raise ValueError(f"unknown video codec(s) {', '.join(sorted(unknown))}; known: {', '.join(VIDEO_CODECS)}")
+    return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
+                            neighbours)
+
+
+def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
     """Degradation from a config dict.
 
-    ``jpeg: {...}`` and ``video: {prob, codecs, frames}`` describe the compression (video
+    ``jpeg: {...}`` and ``video: {prob, codecs, frames, max_motion, blind_codecs}`` describe the compression (video
     replaces JPEG for a fraction ``prob`` of the samples); ``downscale: {...}`` applies to
     super-resolution models (scale 2 or 4) before compression.
     """
@@ -224,11 +252,7 @@ def build_degradation(cfg: dict, scale: int = 1):
     video_cfg = cfg.get("video")
     video_prob = float(video_cfg.get("prob", 0.3)) if video_cfg else 0.0
     if video_cfg:
-        codecs = {k: tuple(v) for k, v in video_cfg.get("codecs", VideoDegradation().codecs).items()}
-        unknown = set(codecs) - set(VIDEO_CODECS)
-        if unknown:
-            raise ValueError(f"unknown video codec(s) {', '.join(sorted(unknown))}; known: {', '.join(VIDEO_CODECS)}")
-        choices.append((video_prob, VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)))))
+        choices.append((video_prob, build_video_degradation(video_cfg, neighbours)))
     jpeg_cfg = cfg.get("jpeg")
     if jpeg_cfg is not None:
         choices.append((1.0 - video_prob, JpegDegradation(

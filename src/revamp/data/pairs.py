@@ -38,6 +38,22 @@ def split_train_val(files: list[Path], val_count: int) -> tuple[list[Path], list
     return [f for f in files if f not in set(val)], val
 
 
+def list_clips(folders: list[str | Path]) -> list[list[Path]]:
+    """Training clips: every folder (at any depth) that holds two or more frame images, frames in name order."""
+    clips = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"clip folder not found: {folder}")
+        for d in sorted({folder, *(p for p in folder.rglob("*") if p.is_dir())}):
+            frames = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if len(frames) >= 2:
+                clips.append(frames)
+    if not clips:
+        raise FileNotFoundError(f"no clips (folders of frames) in {', '.join(map(str, folders))}")
+    return clips
+
+
 def load_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
@@ -53,41 +69,77 @@ class PairDataset(Dataset):
     ``patch`` is the size of the degraded input; the clean target is
     ``patch * scale``. Images smaller than the target crop are skipped. With ``condition`` the
     input carries the codec-conditioning planes after its RGB channels (``revamp.codec``): the
-    true step of the degradation, or blind for a share ``blind_prob`` of the samples.
+    true step of the degradation, or blind for a share ``blind_prob`` of the samples. With
+    ``neighbours`` (multi-frame models) the aligned neighbouring frames follow: those the video
+    degradation decoded, or, for a still, the degraded crop itself.
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, degradation, seed: int, scale: int = 1, length: int = 2**62,
-                 condition: bool = False, blind_prob: float = 0.0):
+                 condition: bool = False, blind_prob: float = 0.0, clips: list[np.ndarray] | None = None, clip_prob: float = 0.0,
+                 clip_degradation=None, neighbours: int = 0):
         crop = patch * scale
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} pixels")
         self.patch, self.scale, self.crop = patch, scale, crop
         self.degradation, self.seed, self.length = degradation, seed, length
-        self.condition, self.blind_prob = condition, blind_prob
+        self.condition, self.blind_prob, self.neighbours = condition, blind_prob, neighbours
+        # Real clips (T, H, W, 3) with at least the codec's window of frames, each at least a crop in size.
+        self.clip_degradation = clip_degradation
+        window = clip_degradation.frames if clip_degradation else 0
+        self.clips = [c for c in clips or [] if len(c) >= window and min(c.shape[1:3]) >= crop]
+        self.clip_prob = clip_prob if self.clips else 0.0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        img = self.images[int(rng.integers(len(self.images)))]
-        h, w = img.shape[:2]
-        y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
-        clean = img[y : y + self.crop, x : x + self.crop]
-        clean = np.rot90(clean, int(rng.integers(4)))
-        if rng.random() < 0.5:
-            clean = clean[:, ::-1]
-        clean = np.ascontiguousarray(clean)
-        degraded, step = self.degradation.sample(clean, rng)
+        if self.clip_prob and rng.random() < self.clip_prob:
+            clean, degraded, step = self._clip_sample(rng)
+        else:
+            img = self.images[int(rng.integers(len(self.images)))]
+            clean = self._augment(self._crop(img, rng), rng)
+            degraded, step = self.degradation.sample(clean, rng)
         if degraded.shape[:2] != (self.patch, self.patch):
             raise ValueError(f"degradation gave {degraded.shape[:2]}, expected {self.patch}x{self.patch} (scale {self.scale})")
         x = to_tensor(degraded)
+        image, around = x[:3], x[3:]
+        parts = [image]
         if self.condition:
             blind = step is None or rng.random() < self.blind_prob
             hint = BLIND if blind else CodecHint.constant(step, self.patch, self.patch, "training")
-            x = torch.cat([x, torch.from_numpy(hint.planes(0, self.patch, 0, self.patch))])
-        return x, to_tensor(clean)
+            parts.append(torch.from_numpy(hint.planes(0, self.patch, 0, self.patch)))
+        if self.neighbours:
+            parts.append(around if len(around) else image.repeat(2 * self.neighbours, 1, 1))
+        return torch.cat(parts) if len(parts) > 1 else image, to_tensor(clean)
+
+    def _crop(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random crop of an image (H, W, 3) or, with the same window in every frame, a clip (T, H, W, 3)."""
+        h, w = img.shape[-3:-1]
+        y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
+        return img[..., y : y + self.crop, x : x + self.crop, :]
+
+    @staticmethod
+    def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random rotation by 90-degree steps and horizontal flip, the same for every frame of a clip."""
+        img = np.rot90(img, int(rng.integers(4)), axes=(-3, -2))
+        if rng.random() < 0.5:
+            img = img[..., ::-1, :]
+        return np.ascontiguousarray(img)
+
+    def _clip_sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """A window of consecutive frames of a real clip (played forwards or backwards) through the
+        video codec; one random frame of it is the sample."""
+        clip = self.clips[int(rng.integers(len(self.clips)))]
+        n = self.clip_degradation.frames
+        start = int(rng.integers(len(clip) - n + 1))
+        window = self._augment(self._crop(clip[start : start + n], rng), rng)
+        if rng.random() < 0.5:
+            window = window[::-1]
+        k = int(rng.integers(n))
+        degraded, step = self.clip_degradation.sample_clip(list(window), k, rng)
+        return np.ascontiguousarray(window[k]), degraded, step
 
 
 class RangeSampler(Sampler[int]):

@@ -74,6 +74,26 @@ def training_runs(recipe: dict) -> list[dict]:
     return runs
 
 
+def training_compute(recipe: dict) -> dict:
+    """What the runs that made a model spent (``training_runs``; a ``transfer`` source's own training
+    is not counted): CPU hours, GPU minutes, steps and training samples seen (steps x batch)."""
+    total = {"cpu_hours": 0.0, "gpu_minutes": 0.0, "steps": 0, "samples": 0}
+    for run in training_runs(recipe):
+        hours = float(run.get("hours") or 0)
+        if run.get("device", "cpu") == "cpu":
+            total["cpu_hours"] += hours
+        else:
+            total["gpu_minutes"] += 60 * hours
+        left = int(run.get("steps") or 0)  # the steps the file was written at (a run cut short did fewer than planned)
+        total["steps"] += left
+        for phase in run.get("phases") or []:
+            done = min(int(phase.get("steps") or 0), left)
+            total["samples"] += done * int(phase.get("batch") or 0)
+            left -= done
+    total["cpu_hours"], total["gpu_minutes"] = round(total["cpu_hours"], 2), round(total["gpu_minutes"], 1)
+    return total
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNetGenerator, dict]:
     """Rebuild the generator from the file's metadata and load its weights (strictly)."""
     meta = read_metadata(path)

@@ -13,8 +13,11 @@ Two variants of the decoder's shallow end (``UNetConfig.decoder``):
   most of the work happens at stride 2 or deeper (about 2.5x fewer FLOPs).
 
 A codec-aware model (``cond_channels`` > 0) takes extra input planes after the image channels:
-what the file says about its quantiser (``revamp.codec.CodecHint.planes``). They enter the
-encoder and the full-resolution head.
+what the file says about its quantiser (``revamp.codec.CodecHint.planes``). A multi-frame model
+(``neighbours`` > 0) takes, after those, the RGB of that many frames on each side, aligned to the
+frame being restored (``revamp.video.neighbours``). Both enter the encoder and the
+full-resolution head; a model that gains them starts with zero weights for them
+(``revamp.train.generator.transfer_weights``), so it starts as the model it came from.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class UNetConfig:
     in_channels: int = 3
     decoder: str = "full"  # "full" or "light" (see the module docstring)
     cond_channels: int = 0  # extra input planes (codec conditioning), after the image channels
+    neighbours: int = 0  # frames on each side, as aligned RGB planes after the codec planes
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -53,6 +57,11 @@ class UNetConfig:
             raise ValueError(f"decoder must be 'full' or 'light', not {self.decoder!r}")
         if self.width < 8:
             raise ValueError(f"width must be at least 8, not {self.width}")
+
+    @property
+    def input_planes(self) -> int:
+        """Channels of the network's input: image, codec planes, neighbouring frames."""
+        return self.in_channels + self.cond_channels + 2 * self.neighbours * self.in_channels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,16 +180,18 @@ class UNetGenerator(nn.Module):
         self.config = config
         w = config.width
         self.encoder = timm.create_model(
-            config.encoder, pretrained=False, features_only=True, in_chans=config.in_channels + config.cond_channels
+            config.encoder, pretrained=False, features_only=True, in_chans=config.input_planes
         )
         enc_ch = self.encoder.feature_info.channels()
         enc_strides = self.encoder.feature_info.reduction()
         if enc_strides[-1] != 32:
             raise ValueError(f"encoder {config.encoder} must reach stride 32, got {enc_strides}")
-        # ImageNet normalisation of the RGB channels; the codec planes pass through (mean 0, std 1).
-        cond = config.cond_channels
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN + (0.0,) * cond).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD + (1.0,) * cond).view(1, -1, 1, 1), persistent=False)
+        # ImageNet normalisation of the RGB channels (the neighbours' too); the codec planes pass through (mean 0, std 1).
+        cond, frames = config.cond_channels, 1 + 2 * config.neighbours
+        mean = IMAGENET_MEAN + (0.0,) * cond + IMAGENET_MEAN * (frames - 1)
+        std = IMAGENET_STD + (1.0,) * cond + IMAGENET_STD * (frames - 1)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
         # Bottleneck on the deepest features (1x1 squeeze keeps it light), then one
         # up-block per shallower stage.
@@ -202,7 +213,7 @@ class UNetGenerator(nn.Module):
         # Full-resolution stage (DeOldify's "last cross"): sees the raw input pixels.
         full_ch = w // 2 if light else w
         self.up_full = PixelShuffleICNR(in_ch, full_ch, blur=not light)
-        cross = conv_relu(full_ch + config.in_channels + config.cond_channels, full_ch)
+        cross = conv_relu(full_ch + config.input_planes, full_ch)
         self.full_res = nn.Sequential(cross, ResBlock(full_ch)) if config.decoder == "full" else cross
         sr_layers: list[nn.Module] = []
         for _ in range({1: 0, 2: 1, 4: 2}[config.scale]):

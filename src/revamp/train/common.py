@@ -26,9 +26,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from revamp.data.degrade import build_degradation
-from revamp.codec import CodecHint, ijg_table, jpeg_step
-from revamp.data.pairs import PairDataset, RangeSampler, list_images, load_rgb, split_train_val, to_tensor
+from revamp.data.degrade import build_degradation, build_video_degradation
+from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
+from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, split_train_val, to_tensor
 from revamp.metrics import psnr
 from revamp.tiling import pad_to_multiple
 from revamp.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -110,26 +110,46 @@ def lr_at(step_in_phase: int, phase_steps: int, lr: float, min_lr: float, warmup
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def validation_input(model: torch.nn.Module, degraded: np.ndarray, quality: int, device: torch.device) -> torch.Tensor:
-    """A JPEG-compressed validation image as the model's padded input batch; a codec-aware model
-    is told the quality, as the file's tables would tell it."""
+def validation_input(model: torch.nn.Module, degraded: np.ndarray, step: float | None, device: torch.device) -> torch.Tensor:
+    """A compressed validation image as the model's padded input batch; a codec-aware model is told
+    the quantiser step, as the file would tell it (None: blind); a multi-frame model gets the
+    aligned neighbours the item carries after its RGB (a still: itself)."""
     x = to_tensor(degraded)
+    parts = [x[:3]]
     if model.config.cond_channels:
         h, w = degraded.shape[:2]
-        hint = CodecHint.constant(jpeg_step(ijg_table(quality)), h, w, "validation")
-        x = torch.cat([x, torch.from_numpy(hint.planes(0, h, 0, w))])
-    return pad_to_multiple(x[None].to(device), 32)[0]
+        hint = BLIND if step is None else CodecHint.constant(step, h, w, "validation")
+        parts.append(torch.from_numpy(hint.planes(0, h, 0, w)))
+    if model.config.neighbours:
+        parts.append(x[3:] if len(x) > 3 else x[:3].repeat(2 * model.config.neighbours, 1, 1))
+    return pad_to_multiple(torch.cat(parts)[None].to(device), 32)[0]
+
+
+VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validation clip
 
 
 class ValidationSet:
-    """Held-out images, JPEG-compressed at fixed qualities: PSNR gain over the input and LPIPS."""
+    """Held-out images, JPEG-compressed at fixed qualities and, for each ``(codec, quantiser)`` of
+    ``video``, panned into a clip through that codec (HEVC blind, as in use): PSNR gain over the
+    input per item kind (``gain_q10``, ``gain_h264_37``, ...), their mean, and LPIPS."""
 
-    def __init__(self, files: list[Path], qualities: list[int], scale: int, max_side: int = 512):
+    def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
+                 max_side: int = 512):
+        from revamp.data.degrade import VideoDegradation
         from revamp.evaluate import make_input
 
         self.scale = scale
-        # (quality, reference, compressed input): the same preparation as `revamp eval`.
-        self.items = [(q, *make_input(load_rgb(f)[:max_side, :max_side], q, scale)) for f in files for q in qualities]
+        # (key, reference, compressed input, quantiser step): the same preparation as `revamp eval`.
+        images = [load_rgb(f) for f in files]
+        self.items = [(f"q{q}", *make_input(img[:max_side, :max_side], q, scale), jpeg_step(ijg_table(q))) for img in images for q in qualities]
+        if video and scale != 1:
+            raise ValueError("val_video is for artifact-removal models (scale 1)")
+        for codec, q in video or []:
+            degradation = VideoDegradation({codec: (q, q)}, blind_codecs=("h265",), neighbours=neighbours)
+            for i, img in enumerate(images):
+                clean = np.ascontiguousarray(img[:VAL_VIDEO_CROP, :VAL_VIDEO_CROP])
+                degraded, step = degradation.sample(clean, np.random.default_rng([17, i]))
+                self.items.append((f"{codec}_{q}", clean, degraded, step))
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, bf16: bool) -> dict[str, float]:
@@ -139,21 +159,21 @@ class ValidationSet:
         lpips_net = get_lpips("alex").to(device)
         was_training = model.training
         model.eval()
-        gains: dict[int, list[float]] = {}
+        gains: dict[str, list[float]] = {}
         lpips_values = []
-        for q, clean, degraded in self.items:
-            x = validation_input(model, degraded, q, device)
+        for key, clean, degraded, step in self.items:
+            x = validation_input(model, degraded, step, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 y = model(x)
             h, w = clean.shape[:2]
             y = (y[:, :, :h, :w].float().clamp(0, 1) * 255).round() / 255
             out = (y[0] * 255).byte().permute(1, 2, 0).cpu().numpy()
-            base = degraded if self.scale == 1 else bicubic_up(degraded, self.scale)
-            gains.setdefault(q, []).append(psnr(out, clean) - psnr(base, clean))
+            base = degraded[..., :3] if self.scale == 1 else bicubic_up(degraded, self.scale)
+            gains.setdefault(key, []).append(psnr(out, clean) - psnr(base, clean))
             lpips_values.append(float(lpips_net(y, to_tensor(clean)[None].to(device))[0]))
         model.train(was_training)
-        result = {f"gain_q{q}": float(np.mean(v)) for q, v in gains.items()}
-        result["gain_mean"] = float(np.mean([result[f"gain_q{q}"] for q in gains]))
+        result = {f"gain_{key}": float(np.mean(v)) for key, v in gains.items()}
+        result["gain_mean"] = float(np.mean(list(result.values())))
         result["lpips"] = float(np.mean(lpips_values))
         return result
 
@@ -199,8 +219,16 @@ class TrainingData:
         self.train_files, self.val_files = train_files, val_files
         self.images = [load_rgb(f) for f in train_files]
         self.scale = cfg["model"]["scale"]
-        self.degradation = build_degradation(cfg["degradation"], self.scale)
-        self.val = ValidationSet(val_files, cfg["val_qualities"], self.scale) if val_files else None
+        neighbours = cfg["model"].get("neighbours", 0)
+        self.degradation = build_degradation(cfg["degradation"], self.scale, neighbours)
+        # Real video clips (data.clips), a share data.clip_prob of the samples, through degradation.video.
+        self.clips, self.clip_degradation = [], None
+        if cfg["data"].get("clips"):
+            if self.scale != 1 or "video" not in cfg["degradation"]:
+                raise ValueError("data.clips needs an artifact-removal model (scale 1) with a degradation.video section")
+            self.clips = [np.stack([load_rgb(f) for f in frames]) for frames in list_clips(cfg["data"]["clips"])]
+            self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours)
+        self.val = ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours) if val_files else None
 
 
 class StageTrainer:
@@ -301,7 +329,9 @@ class StageTrainer:
             raise ValueError(f"batch {phase['batch']} does not split over {self.dist.world} processes")
         seed = self.cfg["seed"] * 1000 + index + {"generator": 0, "critic": 100, "gan": 200}.get(self.stage, 300)
         dataset = PairDataset(self.data.images, phase["patch"], self.data.degradation, seed, self.data.scale,
-                              condition=self.cfg["model"].get("cond_channels", 0) > 0, blind_prob=self.cfg["data"]["blind_prob"])
+                              condition=self.cfg["model"].get("cond_channels", 0) > 0, blind_prob=self.cfg["data"]["blind_prob"],
+                              clips=self.data.clips, clip_prob=self.cfg["data"].get("clip_prob", 0.0), clip_degradation=self.data.clip_degradation,
+                              neighbours=self.cfg["model"].get("neighbours", 0))
         workers = self.cfg["data"]["workers"]
         sampler = RangeSampler(first * phase["batch"], last * phase["batch"], self.dist.rank, self.dist.world)
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,

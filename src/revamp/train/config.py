@@ -33,7 +33,8 @@ DEFAULTS: dict = {
     "init": None,  # a revamp model file to start the generator from (fine-tuning)
     "transfer": None,  # a revamp model file of another architecture: copy every tensor that fits
     # blind_prob: codec-aware models see this share of training samples without a quantiser hint.
-    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2},
+    # clips: folders of real video frames, a share clip_prob of the samples, through degradation.video.
+    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2, "clips": [], "clip_prob": 0.0},
     "degradation": {"jpeg": {"quality": [5, 95], "quality_power": 1.0, "subsampling": {"4:2:0": 0.8, "4:4:4": 0.2}, "double_prob": 0.1}},
     "loss": {"charbonnier": 1.0},
     "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0},
@@ -54,6 +55,9 @@ DEFAULTS: dict = {
     "checkpoint_every": 200,
     "val_every": 500,
     "val_qualities": [10, 20, 30, 40],
+    "val_video": [],  # [codec, quantiser] pairs: held-out images panned into clips through real codecs
+    # The best checkpoint: "auto" (lowest LPIPS for perceptual losses, else highest PSNR gain), "psnr" or "lpips".
+    "select": "auto",
 }
 
 

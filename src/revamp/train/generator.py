@@ -109,7 +109,7 @@ class GeneratorOutputs(StageTrainer):
             self.state["best"] = {"step": self.state["step"], **result}
             self.export("best")
         if not self.quiet:
-            gains = " ".join(f"{k[5:]}={v:+.2f}" for k, v in result.items() if k.startswith("gain_q"))
+            gains = " ".join(f"{k[5:]}={v:+.2f}" for k, v in result.items() if k.startswith("gain_") and k != "gain_mean")
             tqdm.write(f"{self.stage} step {self.state['step']}: val PSNR gain {result['gain_mean']:+.3f} dB ({gains}), LPIPS {result['lpips']:.4f}")
 
     def finish(self) -> None:
@@ -156,8 +156,9 @@ class GeneratorTrainer(GeneratorOutputs):
         return {"loss": float(loss.detach()), **parts}
 
     def better(self, result: dict, best: dict) -> bool:
-        """Best checkpoint: highest PSNR gain for pixel losses, lowest LPIPS for perceptual ones."""
-        if any(k.startswith("lpips") for k in self.cfg["loss"]):
+        """Best checkpoint (``select``): highest PSNR gain, or lowest LPIPS; ``auto``: LPIPS for perceptual losses."""
+        select = self.cfg["select"]
+        if select == "lpips" or (select == "auto" and any(k.startswith("lpips") for k in self.cfg["loss"])):
             return result["lpips"] < best["lpips"]
         return result["gain_mean"] > best["gain_mean"]
 

@@ -75,8 +75,8 @@ class CriticTrainer(StageTrainer):
         self.critic.eval()
         rows = []
         with torch.no_grad():
-            for q, clean, degraded in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
-                x = validation_input(self.generator, degraded, q, self.device)
+            for _, clean, degraded, step in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
+                x = validation_input(self.generator, degraded, step, self.device)
                 h, w = clean.shape[:2]
                 fake = self.generator(x)[:, :, :h, :w].float().clamp(0, 1)
                 real_logit, fake_logit = self.critic(to_tensor(clean)[None].to(self.device)), self.critic(fake)

@@ -24,8 +24,10 @@ from revamp.data.degrade import video_roundtrip
 from revamp.evaluate import REENCODE_QP
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
+from revamp.video.flow import dis_flow
 from revamp.video.io import filter_graph
 from revamp.video.job import restore_frame
+from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import TemporalStabilizer
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".m2ts", ".ts", ".mpg", ".webm", ".y4m"}
@@ -76,9 +78,13 @@ def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[n
 
 
 def restore_clip(restorer, frames: list[np.ndarray], strength: float, hints: list[CodecHint] | None = None) -> list[np.ndarray]:
+    """A clip restored as `revamp video` does (multi-frame models see their neighbours)."""
     stabilizer = TemporalStabilizer(strength, scale=restorer.scale) if strength else None
     hints = hints or [BLIND] * len(frames)
-    return [restore_frame(restorer, rgb, stabilizer, hint) for rgb, hint in zip(frames, hints)]
+    n = restorer.neighbours
+    dis = dis_flow(refine=False) if n else None
+    return [restore_frame(restorer, rgb, stabilizer, hint, neighbours=neighbour_planes(frames, i, n, dis) if n else None)
+            for i, (rgb, hint) in enumerate(zip(frames, hints))]
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:

@@ -22,12 +22,13 @@ RANGE_LIMITED, RANGE_FULL = 1, 2
 _SWS_SPACE = {SPACE_BT709: "itu709", SPACE_BT470BG: "itu601", SPACE_SMPTE170M: "smpte170m", SPACE_BT2020: "bt2020", 7: "smpte240m", 4: "fcc"}
 _SWS_RANGE = {RANGE_LIMITED: "MPEG", RANGE_FULL: "JPEG"}
 
-# --codec -> (encoder, pixel format, quality option, default quality, containers it fits in)
+# --codec -> (encoder, pixel format, quality option, containers it fits in); the default CRF of
+# h264/h265 follows the input's quantisers (output_crf).
 CODECS = {
-    "h264": ("libx264", "yuv420p", "crf", 18, {".mp4", ".mov", ".mkv"}),
-    "h265": ("libx265", "yuv420p", "crf", 20, {".mp4", ".mov", ".mkv"}),
-    "ffv1": ("ffv1", "yuv420p", None, None, {".mkv", ".avi"}),
-    "prores": ("prores_ks", "yuv422p10le", None, None, {".mov", ".mkv"}),
+    "h264": ("libx264", "yuv420p", "crf", {".mp4", ".mov", ".mkv"}),
+    "h265": ("libx265", "yuv420p", "crf", {".mp4", ".mov", ".mkv"}),
+    "ffv1": ("ffv1", "yuv420p", None, {".mkv", ".avi"}),
+    "prores": ("prores_ks", "yuv422p10le", None, {".mov", ".mkv"}),
 }
 
 
@@ -212,14 +213,28 @@ def _drain(graph, report: DecodeReport, time_base: Fraction) -> Iterator[av.Vide
 def check_output(path: Path, codec: str) -> None:
     if codec not in CODECS:
         raise VideoError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
-    suffixes = CODECS[codec][4]
+    suffixes = CODECS[codec][3]
     if path.suffix.lower() not in suffixes:
         raise VideoError(f"{path.name}: {codec} needs a {' or '.join(sorted(suffixes))} file")
 
 
+# Re-encoding must not eat the restoration: on Vid4, a restored clip written with x264 at CRF c
+# loses against a lossless file about 0.03 dB PSNR-Y at c = the input's H.264-equivalent QP - 25
+# (QP 37 and 42: CRF 12; QP 32: CRF 8), and CRF 18 loses 0.07-0.96 dB (bench/output_quality.py,
+# docs/video.md). Inputs whose quantisers FFmpeg does not export (HEVC) get OUTPUT_CRF_BLIND.
+OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 25, 4, 12, 10
+
+
+def output_crf(input_qp: float | None) -> int:
+    """The default CRF of an h264/h265 output for an input of H.264-equivalent QP ``input_qp`` (None: unknown)."""
+    if input_qp is None:
+        return OUTPUT_CRF_BLIND
+    return int(np.clip(round(input_qp) - OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX))
+
+
 def open_encoder_stream(container, codec: str, quality: int | None, info: VideoInfo, width: int, height: int):
     """A video stream in ``container`` that encodes at the input's time base and colour tags."""
-    encoder, pix_fmt, quality_option, default_quality, _ = CODECS[codec]
+    encoder, pix_fmt, quality_option, _ = CODECS[codec]
     stream = container.add_stream(encoder, rate=info.rate or Fraction(25))
     ctx = stream.codec_context
     ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
@@ -230,7 +245,7 @@ def open_encoder_stream(container, codec: str, quality: int | None, info: VideoI
         ctx.sample_aspect_ratio = info.sample_aspect_ratio
     options = {}
     if quality_option:
-        options[quality_option] = str(default_quality if quality is None else quality)
+        options[quality_option] = str(output_crf(None) if quality is None else quality)
     if codec == "h265":
         options["x265-params"] = "log-level=error"
     if codec == "prores":

@@ -15,8 +15,9 @@ import heapq
 import json
 import os
 import shutil
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
+from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
     DecodeReport,
@@ -34,10 +37,11 @@ from revamp.video.io import (
     frame_to_rgb,
     open_encoder_stream,
     open_input,
+    output_crf,
     probe,
     rgb_to_frame,
 )
-from revamp.codec import BLIND, CodecHint, hint_for_video_frame
+from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import TemporalStabilizer
 
 COPIED_STREAM_TYPES = ("audio", "subtitle")
@@ -46,7 +50,7 @@ COPIED_STREAM_TYPES = ("audio", "subtitle")
 @dataclass
 class VideoOptions:
     codec: str = "h264"
-    quality: int | None = None  # CRF for h264/h265; None: the codec's default
+    quality: int | None = None  # CRF for h264/h265; None: from the input's quantisers (revamp.video.io.output_crf)
     deinterlace: str | None = None  # None, "bwdif" or "yadif"
     stabilize: float = 0.5  # stabiliser strength; 0 turns it off
     segment_frames: int = 240
@@ -123,16 +127,37 @@ class _SegmentWriter:
 
 
 def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None, hint: CodecHint = BLIND,
-                  helper: ThreadPoolExecutor | None = None) -> np.ndarray:
+                  helper: ThreadPoolExecutor | None = None, neighbours: np.ndarray | None = None) -> np.ndarray:
     """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame. ``hint``: the
     frame's quantisers (codec-aware models); video frames are never run through the JPEG estimator.
     ``helper``: a thread that measures the stabiliser's motion while the network runs (between its
-    convolutions the network leaves cores idle)."""
+    convolutions the network leaves cores idle). ``neighbours``: multi-frame models' aligned
+    neighbouring frames (revamp.video.neighbours.neighbour_planes)."""
     motion = helper.submit(stabilizer.measure, rgb) if stabilizer and helper else None
-    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint)
+    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint, neighbours=neighbours)
     if stabilizer:
         restored = stabilizer.blend(restored, motion.result() if motion else stabilizer.measure(rgb))
     return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+QP_PROBE_FRAMES = 24
+
+
+def input_qp(src: Path) -> float | None:
+    """The input's H.264-equivalent QP: the median over its first frames of each frame's mean
+    quantiser step, from the maps the decoder exports (None for codecs it exports none for)."""
+    with open_input(src) as container:
+        codec = container.streams.video[0].codec_context.name
+        if codec not in QP_MAP_CODECS:
+            return None
+        steps = []
+        for frame in decode_frames(container, DecodeReport(), export_qp=True):
+            hint = hint_for_video_frame(frame, codec)
+            if hint.steps is not None:
+                steps.append(float(np.mean(hint.steps)))
+            if len(steps) == QP_PROBE_FRAMES:
+                break
+    return float(6 * np.log2(np.median(steps) / h26x_step(0))) if steps else None
 
 
 def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOptions | None = None, resume: bool = False,
@@ -148,6 +173,8 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     if options.deinterlace not in (None, "bwdif", "yadif"):
         raise VideoError(f"unknown deinterlacer {options.deinterlace!r}: use bwdif or yadif")
     info = probe(src)
+    if options.quality is None and CODECS[options.codec][2] == "crf":
+        options = replace(options, quality=output_crf(input_qp(src)))
     container = open_input(src)
     try:
         work = dst.parent / f".{dst.name}.revamp-work"
@@ -188,9 +215,12 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     helper = ThreadPoolExecutor(1, thread_name_prefix="revamp-motion") if stabilizer else None
     step = round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
     last_pts, end_s = None, 0.0
+    n = restorer.neighbours
+    dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
-        for index, frame in enumerate(decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware)):
+        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware)
+        for index, (frame, rgb, context) in enumerate(_with_context(frames, n, info)):
             segment, offset = divmod(index, options.segment_frames)
             pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
             if last_pts is not None and pts <= last_pts:
@@ -207,7 +237,8 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 if stabilizer:
                     stabilizer.reset()
             hint = hint_for_video_frame(frame, codec) if restorer.codec_aware else BLIND
-            writer.write(restore_frame(restorer, frame_to_rgb(frame, info), stabilizer, hint, helper), pts, frame.duration)
+            around = neighbour_planes(context, n, n, dis) if n else None
+            writer.write(restore_frame(restorer, rgb, stabilizer, hint, helper, around), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
         if writer is not None:
@@ -221,6 +252,29 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
         if writer is not None:  # interrupted: drop the unfinished segment, keep the finished ones
             writer.container.close()
             writer.tmp.unlink(missing_ok=True)
+
+
+def _with_context(frames, n: int, info: VideoInfo):
+    """(frame, its RGB, the RGB of frames index-n .. index+n) in display order, None beyond the
+    video's ends: multi-frame models see n frames ahead (n = 0: the context is the frame alone)."""
+    window: deque = deque([None] * n, maxlen=2 * n + 1)
+
+    def centre():
+        frame, rgb = window[n]
+        return frame, rgb, [item[1] if item else None for item in window]
+
+    pending = 0
+    for frame in frames:
+        window.append((frame, frame_to_rgb(frame, info)))
+        pending += 1
+        if len(window) == window.maxlen:
+            pending -= 1
+            yield centre()
+    while pending:
+        window.append(None)
+        if len(window) == window.maxlen:
+            pending -= 1
+            yield centre()
 
 
 def _timed(packets, source: int):

@@ -22,6 +22,7 @@ import numpy as np
 from revamp.video.flow import dis_flow, flow_to_previous, remap, upscale_flow, warp_maps
 
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which confidence falls to 1/e
+CUT_AGREEMENT = 0.1  # below this mean confidence the previous frame is taken to be across a scene cut
 # Taller frames have their flow measured shrunk by an integer factor to at most this many lines
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
 FLOW_LINES = 576
@@ -60,7 +61,10 @@ class TemporalStabilizer:
         maps = warp_maps(flow)
         # Warped in uint8: its rounding (half a level) is a twentieth of the tolerance (10 levels).
         mismatch = cv2.transform(cv2.absdiff(frame_in, remap(previous, maps)).astype(np.float32), _CHANNEL_MEAN)
-        weight = np.exp(-np.square(mismatch / (255 * self.tolerance))) * self.strength
+        weight = np.exp(-np.square(mismatch / (255 * self.tolerance)))
+        if weight.mean() < CUT_AGREEMENT:
+            return None  # a scene cut: nothing of the previous shot is blended in
+        weight *= self.strength
         if self.scale > 1:
             h, w = weight.shape
             weight = cv2.resize(weight, (w * self.scale, h * self.scale), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,96 @@
+"""What `revamp video`'s output encoding costs: restored frames written losslessly (FFV1) against
+H.264/H.265 at several CRFs, measured on the decoded Y plane.
+
+    .venv/bin/python bench/output_quality.py [--data ../shared/data/video/vid4] [--model default]
+        [--degrade h264:37 ...] [--crf 18 --crf 14 ...] [--json FILE]
+
+Each clip is compressed at the given codec and quantiser (`revamp eval --video`'s round trip),
+restored as `revamp video` does by default (the model with the file's quantisers, stabiliser 0.5),
+then encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
+yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
+the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
+against the lossless output, and the size in bits per pixel.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from revamp.data.degrade import video_roundtrip
+from revamp.metrics import rgb_to_y
+from revamp.restorer import Restorer
+from revamp.video.evaluate import clip_hints, load_clips, restore_clip
+from revamp.video.io import CODECS, RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, open_encoder_stream, rgb_to_frame
+
+SD_INFO = VideoInfo(time_base=Fraction(1, 25), rate=Fraction(25), frames=0, duration_s=None, colorspace=SPACE_SMPTE170M,
+                    color_range=RANGE_LIMITED, color_primaries=6, color_trc=6, sample_aspect_ratio=None, rotation=0)
+
+
+def encode_decode(frames: list[np.ndarray], codec: str, crf: int | None) -> tuple[list[np.ndarray], int]:
+    """Frames through `revamp video`'s encoder settings and back: (decoded Y planes, bytes)."""
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as container:
+        stream = open_encoder_stream(container, codec, crf, SD_INFO, w, h)
+        for i, rgb in enumerate(frames):
+            frame = rgb_to_frame(rgb, CODECS[codec][1], SD_INFO)
+            frame.pts, frame.time_base = i, SD_INFO.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    size = buf.tell()
+    buf.seek(0)
+    with av.open(buf, "r") as container:
+        planes = [f.to_ndarray(format="yuv420p")[:h] for f in container.decode(video=0)]
+    return planes, size
+
+
+def psnr_y(planes: list[np.ndarray], refs: list[np.ndarray]) -> float:
+    return float(np.mean([10 * np.log10(255.0**2 / np.mean((p.astype(np.float64) - rgb_to_y(r)) ** 2)) for p, r in zip(planes, refs)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/video/vid4")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--degrade", action="append", help="codec:quantiser (default h264:27,32,37,42 and h265:37)")
+    parser.add_argument("--crf", type=int, action="append", help="CRFs to try (default 18 16 14 12 10)")
+    parser.add_argument("--codec", default="h264", choices=["h264", "h265"])
+    parser.add_argument("--max-frames", type=int, default=12)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    degradations = [(d.split(":")[0], int(d.split(":")[1])) for d in args.degrade or ["h264:27", "h264:32", "h264:37", "h264:42", "h265:37"]]
+    crfs = args.crf or [18, 16, 14, 12, 10]
+    restorer = Restorer(args.model, device="cpu")
+    clips = load_clips(Path(args.data), args.max_frames)
+    rows = []
+    for kind, q in degradations:
+        per: dict[str, list[tuple[float, float]]] = {}
+        for name, refs in clips.items():
+            steps: list[float] = []
+            compressed = video_roundtrip(refs, kind, q, steps=steps)
+            restored = restore_clip(restorer, compressed, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]))
+            pixels = len(refs) * refs[0].shape[0] * refs[0].shape[1]
+            for label, codec, crf in [("ffv1", "ffv1", None)] + [(f"{args.codec} crf {c}", args.codec, c) for c in crfs]:
+                planes, size = encode_decode(restored, codec, crf)
+                per.setdefault(label, []).append((psnr_y(planes, refs), 8 * size / pixels))
+            per.setdefault("input", []).append((psnr_y([rgb_to_y(f) for f in compressed], refs), float("nan")))
+        lossless = float(np.mean([p for p, _ in per["ffv1"]]))
+        for label, values in per.items():
+            mean = float(np.mean([p for p, _ in values]))
+            rows.append({"degradation": f"{kind}:{q}", "output": label, "psnr_y": round(mean, 4), "cost_db": round(lossless - mean, 4),
+                         "bits_per_pixel": round(float(np.mean([b for _, b in values])), 4)})
+            print(f"{kind}:{q:<3} {label:<14} PSNR-Y {mean:.3f} dB  cost {lossless - mean:+.3f} dB  {rows[-1]['bits_per_pixel']:.3f} bpp", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "data": args.data, "clips": list(clips), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
