@@ -135,3 +135,20 @@ def test_torchrun_shards_a_folder_across_two_ranks(tmp_path):
     for i in range(5):
         a, b = (np.asarray(Image.open(tmp_path / d / f"{i}.png")) for d in ("sharded", "single"))
         assert np.array_equal(a, b)
+
+
+def test_video_restores_with_the_video_model_and_images_with_default():
+    import json
+
+    from revamp.cli import build_parser
+    from revamp.models import UNetConfig
+    from revamp.models.files import read_metadata
+    from revamp.registry import VIDEO_MODEL, resolve_model
+
+    parser = build_parser()
+    assert parser.parse_args(["video", "in.mpg", "-o", "out.mp4"]).model == VIDEO_MODEL == "video"
+    assert parser.parse_args(["image", "in.jpg", "-o", "out"]).model == "default"
+    meta = read_metadata(resolve_model(VIDEO_MODEL))
+    default = read_metadata(resolve_model("default"))
+    # the same network, trained further
+    assert meta["name"] == "video" and UNetConfig(**json.loads(meta["config"])) == UNetConfig(**json.loads(default["config"]))

@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from revamp.registry import VIDEO_MODEL
+
 EXIT_FAILED_FILES = 2  # a batch finished but some inputs failed
 
 
@@ -75,8 +77,8 @@ def cmd_video(args) -> int:
     from revamp.video.io import VideoError
     from revamp.video.job import VideoOptions, restore_video
 
-    if args.scale and args.model == "default":
-        args.model = {1: "default", 2: "sr2x", 4: "sr4x"}[args.scale]
+    if args.scale and args.model == VIDEO_MODEL:
+        args.model = {1: VIDEO_MODEL, 2: "sr2x", 4: "sr4x"}[args.scale]
     restorer = _restorer(args)
     if args.scale and restorer.scale != args.scale:
         raise CliError(f"model {args.model} upscales x{restorer.scale}, not x{args.scale}")
@@ -121,7 +123,7 @@ def cmd_models(args) -> int:
         config, recipe = json.loads(meta["config"]), json.loads(meta.get("recipe", "{}"))
         with safe_open(str(path), framework="pt") as f:
             params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-        data = ", ".join(Path(d).name for d in recipe.get("data", [])) or "?"
+        data = ", ".join(Path(d).name for d in recipe.get("data", []) + (recipe.get("clips") or [])) or "?"
         runs = training_runs(recipe)
         compute = training_compute(recipe)
         spent = f"{compute['cpu_hours']:g} CPU h, {compute['gpu_minutes']:g} GPU min, {compute['samples']} samples"
@@ -341,9 +343,9 @@ def cmd_train_plot(args) -> int:
     return 0
 
 
-def _add_inference_options(p: argparse.ArgumentParser, model: bool = True, backend: str = "auto", tile: int = 512) -> None:
+def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "default", backend: str = "auto", tile: int = 512) -> None:
     if model:
-        p.add_argument("--model", default="default", help="shipped model name (see `revamp models`) or a .safetensors file")
+        p.add_argument("--model", default=model, help=f"shipped model name (see `revamp models`; default {model}) or a .safetensors file")
     p.add_argument("--tile", type=int, default=tile, help=f"tile size in input pixels, a multiple of 32 (default {tile})")
     p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames per segment: the unit of --resume and of sharing a video across torchrun processes (default 240)")
     video.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     # Video frames are at most 4K: bigger tiles, fewer of them (720p: 2 tiles instead of 6, 1.7x faster).
-    _add_inference_options(video, tile=768)
+    _add_inference_options(video, model=VIDEO_MODEL, tile=768)
     video.set_defaults(func=cmd_video, even_tiles=True)  # a frame's tiles run side by side: equal sizes finish together
 
     models = sub.add_parser("models", help="list the shipped models")
@@ -409,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stabilize", type=float, default=0.5, help="with --video: also rows with the temporal stabiliser at this strength (0: none)")
     ev.add_argument("--max-frames", type=int, default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
-    _add_inference_options(ev, model=False, backend="torch")  # reference numbers in fp32
+    _add_inference_options(ev, model=None, backend="torch")  # reference numbers in fp32
     ev.set_defaults(func=cmd_eval)
 
     tables = sub.add_parser("tables", help="regenerate docs/results.md (Tables I, II and the literature table)")

@@ -93,10 +93,17 @@ VIDEO_CODECS = {
 }
 
 
-def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2, steps: list | None = None) -> list[np.ndarray]:
+# x264/x265 presets of the round trip when none is asked for: fast ones (they run in data workers).
+DEFAULT_PRESETS = {"h264": "veryfast", "h265": "ultrafast"}
+
+
+def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2, steps: list | None = None,
+                    preset: str | None = None) -> list[np.ndarray]:
     """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
     them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order; the
-    quantiser step of each is appended to ``steps`` if given (see ``frame_step``)."""
+    quantiser step of each is appended to ``steps`` if given (see ``frame_step``). ``preset``:
+    x264/x265's (default DEFAULT_PRESETS; slower presets filter and decide more, so their
+    artifacts differ)."""
     from fractions import Fraction
 
     import av
@@ -108,10 +115,11 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
     enc.time_base, enc.framerate = Fraction(1, 25), Fraction(25, 1)
     # One thread per encoder: this runs inside DataLoader workers, which already use every core.
     enc.thread_count = 1
+    preset = preset or DEFAULT_PRESETS.get(codec)
     if codec == "h264":
-        enc.options = {"qp": str(q), "preset": "veryfast", "bframes": str(bframes), "g": str(gop), "threads": "1"}
+        enc.options = {"qp": str(q), "preset": preset, "bframes": str(bframes), "g": str(gop), "threads": "1"}
     elif codec == "h265":
-        enc.options = {"preset": "ultrafast", "x265-params": f"qp={q}:bframes={bframes}:keyint={gop}:pools=none:frame-threads=1:log-level=none"}
+        enc.options = {"preset": preset, "x265-params": f"qp={q}:bframes={bframes}:keyint={gop}:pools=none:frame-threads=1:log-level=none"}
     else:
         enc.qmin = enc.qmax = q  # pins rate control to one quantiser
         enc.gop_size, enc.max_b_frames = gop, bframes
@@ -157,6 +165,7 @@ class VideoDegradation:
     frames: int = 5
     max_motion: int = 4
     blind_codecs: tuple[str, ...] = ()
+    presets: dict[str, list[str]] = field(default_factory=dict)  # x264/x265 presets drawn from, per codec (default: the fast one)
     # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
     # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three.
     neighbours: int = 0
@@ -180,10 +189,12 @@ class VideoDegradation:
         codec = names[int(rng.integers(len(names)))]
         lo, hi = self.codecs[codec]
         q = int(rng.integers(lo, hi + 1))
+        presets = self.presets.get(codec)
+        preset = presets[int(rng.integers(len(presets)))] if presets else None
         h, w = clip[0].shape[:2]
         even = np.pad(np.stack(clip), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         steps: list[float] = []
-        decoded = [f[:h, :w] for f in video_roundtrip(list(even), codec, q, steps=steps)]
+        decoded = [f[:h, :w] for f in video_roundtrip(list(even), codec, q, steps=steps, preset=preset)]
         step = None if codec in self.blind_codecs else steps[k]
         if not self.neighbours:
             return decoded[k], step
@@ -234,14 +245,15 @@ def build_video_degradation(video_cfg: dict, neighbours: int = 0) -> VideoDegrad
     unknown = set(codecs) - set(VIDEO_CODECS)
     if unknown:
         raise ValueError(f"unknown video codec(s) {', '.join(sorted(unknown))}; known: {', '.join(VIDEO_CODECS)}")
+    presets = {k: list(v) for k, v in video_cfg.get("presets", {}).items()}
     return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
-                            neighbours)
+                            presets, neighbours)
 
 
 def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
     """Degradation from a config dict.
 
-    ``jpeg: {...}`` and ``video: {prob, codecs, frames, max_motion, blind_codecs}`` describe the compression (video
+    ``jpeg: {...}`` and ``video: {prob, codecs, frames, max_motion, blind_codecs, presets}`` describe the compression (video
     replaces JPEG for a fraction ``prob`` of the samples); ``downscale: {...}`` applies to
     super-resolution models (scale 2 or 4) before compression.
     """

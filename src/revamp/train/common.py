@@ -129,9 +129,10 @@ VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validati
 
 
 class ValidationSet:
-    """Held-out images, JPEG-compressed at fixed qualities and, for each ``(codec, quantiser)`` of
-    ``video``, panned into a clip through that codec (HEVC blind, as in use): PSNR gain over the
-    input per item kind (``gain_q10``, ``gain_h264_37``, ...), their mean, and LPIPS."""
+    """Held-out images, JPEG-compressed at fixed qualities and, for each ``[codec, quantiser]`` (or
+    ``[codec, quantiser, preset]``) of ``video``, panned into a clip through that codec (HEVC blind,
+    as in use): PSNR gain over the input per item kind (``gain_q10``, ``gain_h264_37``,
+    ``gain_h265_37_medium``, ...), their mean, and LPIPS."""
 
     def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
                  max_side: int = 512):
@@ -144,12 +145,12 @@ class ValidationSet:
         self.items = [(f"q{q}", *make_input(img[:max_side, :max_side], q, scale), jpeg_step(ijg_table(q))) for img in images for q in qualities]
         if video and scale != 1:
             raise ValueError("val_video is for artifact-removal models (scale 1)")
-        for codec, q in video or []:
-            degradation = VideoDegradation({codec: (q, q)}, blind_codecs=("h265",), neighbours=neighbours)
+        for codec, q, *preset in video or []:
+            degradation = VideoDegradation({codec: (q, q)}, blind_codecs=("h265",), presets={codec: preset}, neighbours=neighbours)
             for i, img in enumerate(images):
                 clean = np.ascontiguousarray(img[:VAL_VIDEO_CROP, :VAL_VIDEO_CROP])
                 degraded, step = degradation.sample(clean, np.random.default_rng([17, i]))
-                self.items.append((f"{codec}_{q}", clean, degraded, step))
+                self.items.append(("_".join(map(str, [codec, q, *preset])), clean, degraded, step))
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, bf16: bool) -> dict[str, float]:

@@ -55,7 +55,7 @@ DEFAULTS: dict = {
     "checkpoint_every": 200,
     "val_every": 500,
     "val_qualities": [10, 20, 30, 40],
-    "val_video": [],  # [codec, quantiser] pairs: held-out images panned into clips through real codecs
+    "val_video": [],  # [codec, quantiser(, x264/x265 preset)]: held-out images panned into clips through real codecs
     # The best checkpoint: "auto" (lowest LPIPS for perceptual losses, else highest PSNR gain), "psnr" or "lpips".
     "select": "auto",
 }

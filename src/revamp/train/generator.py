@@ -77,6 +77,7 @@ def recipe(trainer: GeneratorOutputs, stage: str, extra: dict | None = None) -> 
         "steps": trainer.state["step"],
         "train_images": trainer.state["train_files"],
         "data": c["data"]["train"],
+        "clips": c["data"].get("clips") or None,
         "seed": c["seed"],
         "init": Path(c["init"]).name if c.get("init") else None,
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else "cpu",

@@ -220,7 +220,7 @@ def check_output(path: Path, codec: str) -> None:
 
 # Re-encoding must not eat the restoration: on Vid4, a restored clip written with x264 at CRF c
 # loses against a lossless file about 0.03 dB PSNR-Y at c = the input's H.264-equivalent QP - 25
-# (QP 37 and 42: CRF 12; QP 32: CRF 8), and CRF 18 loses 0.07-0.96 dB (bench/output_quality.py,
+# (QP 37 and 42: CRF 12; QP 32: CRF 7-8), and CRF 18 loses 0.07-0.96 dB (bench/output_quality.py,
 # docs/video.md). Inputs whose quantisers FFmpeg does not export (HEVC) get OUTPUT_CRF_BLIND.
 OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 25, 4, 12, 10
 

@@ -220,7 +220,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     try:
         codec = container.streams.video[0].codec_context.name
         frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware)
-        for index, (frame, rgb, context) in enumerate(_with_context(frames, n, info)):
+        for index, (frame, context) in enumerate(_with_context(frames, n, info)):
             segment, offset = divmod(index, options.segment_frames)
             pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
             if last_pts is not None and pts <= last_pts:
@@ -237,7 +237,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 if stabilizer:
                     stabilizer.reset()
             hint = hint_for_video_frame(frame, codec) if restorer.codec_aware else BLIND
-            around = neighbour_planes(context, n, n, dis) if n else None
+            rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
             writer.write(restore_frame(restorer, rgb, stabilizer, hint, helper, around), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
@@ -255,26 +255,24 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
 
 
 def _with_context(frames, n: int, info: VideoInfo):
-    """(frame, its RGB, the RGB of frames index-n .. index+n) in display order, None beyond the
-    video's ends: multi-frame models see n frames ahead (n = 0: the context is the frame alone)."""
+    """(frame, the RGB of frames index-n .. index+n, None beyond the video's ends) in display
+    order: multi-frame models see n frames ahead. With n = 0: (frame, None), nothing converted."""
+    if not n:
+        yield from ((frame, None) for frame in frames)
+        return
     window: deque = deque([None] * n, maxlen=2 * n + 1)
-
-    def centre():
-        frame, rgb = window[n]
-        return frame, rgb, [item[1] if item else None for item in window]
-
-    pending = 0
+    pending = 0  # frames read but not yet given out
     for frame in frames:
         window.append((frame, frame_to_rgb(frame, info)))
         pending += 1
         if len(window) == window.maxlen:
             pending -= 1
-            yield centre()
+            yield window[n][0], [item[1] if item else None for item in window]
     while pending:
         window.append(None)
         if len(window) == window.maxlen:
             pending -= 1
-            yield centre()
+            yield window[n][0], [item[1] if item else None for item in window]
 
 
 def _timed(packets, source: int):
