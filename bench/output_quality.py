@@ -5,7 +5,7 @@ H.264/H.265 at several CRFs, measured on the decoded Y plane.
         [--degrade h264:37 ...] [--crf 18 --crf 14 ...] [--json FILE]
 
 Each clip is compressed at the given codec and quantiser (`revamp eval --video`'s round trip),
-restored as `revamp video` does by default (the model with the file's quantisers, stabiliser 0.5),
+restored as `revamp video` does (the model told the file's quantisers, stabiliser 0.5),
 then encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
 yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
 the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
