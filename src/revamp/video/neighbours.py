@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from revamp.video.flow import dis_flow, flow_to_previous, remap, warp_maps
+from revamp.video.stabilize import FLOW_LINES  # flow measured on frames shrunk to at most this many lines, as the stabiliser's
 
 TOLERANCE = 0.06  # warped-neighbour mismatch (in [0, 1] pixels) at which its weight falls to 1/e
 CUT_AGREEMENT = 0.2  # below this mean weight the neighbour is taken to be across a scene cut
-FLOW_LINES = 576  # flow measured on frames shrunk to at most this many lines (as the stabiliser's)
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
