@@ -63,6 +63,20 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float().div_(255)
 
 
+def model_input(degraded: torch.Tensor, hint: CodecHint | None, neighbours: int) -> torch.Tensor:
+    """The network's input for a degraded sample (CHW: its RGB, then the RGB of any aligned
+    neighbours a video degradation decoded): the RGB, the codec planes of ``hint`` (None: a model
+    that is not codec-aware), then a multi-frame model's ``neighbours`` on each side (a still: itself)."""
+    image, around = degraded[:3], degraded[3:]
+    parts = [image]
+    if hint is not None:
+        h, w = image.shape[-2:]
+        parts.append(torch.from_numpy(hint.planes(0, h, 0, w)))
+    if neighbours:
+        parts.append(around if len(around) else image.repeat(2 * neighbours, 1, 1))
+    return torch.cat(parts) if len(parts) > 1 else image
+
+
 class PairDataset(Dataset):
     """Index i -> (degraded, clean) float tensors in [0, 1], CHW.
 
@@ -103,16 +117,11 @@ class PairDataset(Dataset):
             degraded, step = self.degradation.sample(clean, rng)
         if degraded.shape[:2] != (self.patch, self.patch):
             raise ValueError(f"degradation gave {degraded.shape[:2]}, expected {self.patch}x{self.patch} (scale {self.scale})")
-        x = to_tensor(degraded)
-        image, around = x[:3], x[3:]
-        parts = [image]
+        hint = None
         if self.condition:
             blind = step is None or rng.random() < self.blind_prob
             hint = BLIND if blind else CodecHint.constant(step, self.patch, self.patch, "training")
-            parts.append(torch.from_numpy(hint.planes(0, self.patch, 0, self.patch)))
-        if self.neighbours:
-            parts.append(around if len(around) else image.repeat(2 * self.neighbours, 1, 1))
-        return torch.cat(parts) if len(parts) > 1 else image, to_tensor(clean)
+        return model_input(to_tensor(degraded), hint, self.neighbours), to_tensor(clean)
 
     def _crop(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop of an image (H, W, 3) or, with the same window in every frame, a clip (T, H, W, 3)."""

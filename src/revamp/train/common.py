@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from revamp.data.degrade import build_degradation, build_video_degradation
 from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
-from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, split_train_val, to_tensor
+from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, model_input, split_train_val, to_tensor
 from revamp.metrics import psnr
 from revamp.tiling import pad_to_multiple
 from revamp.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -114,15 +114,11 @@ def validation_input(model: torch.nn.Module, degraded: np.ndarray, step: float |
     """A compressed validation image as the model's padded input batch; a codec-aware model is told
     the quantiser step, as the file would tell it (None: blind); a multi-frame model gets the
     aligned neighbours the item carries after its RGB (a still: itself)."""
-    x = to_tensor(degraded)
-    parts = [x[:3]]
+    hint = None
     if model.config.cond_channels:
         h, w = degraded.shape[:2]
         hint = BLIND if step is None else CodecHint.constant(step, h, w, "validation")
-        parts.append(torch.from_numpy(hint.planes(0, h, 0, w)))
-    if model.config.neighbours:
-        parts.append(x[3:] if len(x) > 3 else x[:3].repeat(2 * model.config.neighbours, 1, 1))
-    return pad_to_multiple(torch.cat(parts)[None].to(device), 32)[0]
+    return pad_to_multiple(model_input(to_tensor(degraded), hint, model.config.neighbours)[None].to(device), 32)[0]
 
 
 VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validation clip

@@ -37,6 +37,23 @@ def flow_to_previous(current: np.ndarray, previous: np.ndarray, dis: cv2.DISOpti
     return resize_flow((dis or dis_flow()).calc(gray_current, gray_previous, None), w, h)
 
 
+_CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
+
+
+def warp_onto(frame: np.ndarray, other: np.ndarray, dis: cv2.DISOpticalFlow, tolerance: float, max_lines: int | None = None):
+    """``other`` (uint8 RGB) warped onto ``frame`` by the flow between them, measured on frames
+    shrunk by an integer factor to at most ``max_lines`` lines (None: full size). Returns (flow,
+    remap maps, warped uint8 frame, per-pixel match weight exp(-(mean |frame - warped| / tolerance)^2),
+    tolerance in [0, 1] pixels)."""
+    downscale = -(-frame.shape[0] // max_lines) if max_lines else 1
+    flow = flow_to_previous(frame, other, dis, downscale)
+    maps = warp_maps(flow)
+    # Warped in uint8: its rounding (half a level) is small against any tolerance of several levels.
+    warped = remap(other, maps)
+    mismatch = cv2.transform(cv2.absdiff(frame, warped).astype(np.float32), _CHANNEL_MEAN)
+    return flow, maps, warped, np.exp(-np.square(mismatch / (255 * tolerance)))
+
+
 def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
     """The flow field of a resized frame: resampled, and its vectors scaled per axis."""
     h, w = flow.shape[:2]

@@ -13,22 +13,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from revamp.video.flow import dis_flow, flow_to_previous, remap, warp_maps
+from revamp.video.flow import dis_flow, warp_onto
 from revamp.video.stabilize import FLOW_LINES  # flow measured on frames shrunk to at most this many lines, as the stabiliser's
 
 TOLERANCE = 0.06  # warped-neighbour mismatch (in [0, 1] pixels) at which its weight falls to 1/e
 CUT_AGREEMENT = 0.2  # below this mean weight the neighbour is taken to be across a scene cut
-_CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
 def align(frame: np.ndarray, neighbour: np.ndarray, dis: cv2.DISOpticalFlow | None = None) -> tuple[np.ndarray, float]:
     """``neighbour`` (uint8 RGB) warped onto ``frame`` and gated: (float32 H x W x 3 in [0, 1],
     the mean gate weight); a scene cut gives ``frame`` itself and weight 0."""
-    downscale = -(-frame.shape[0] // FLOW_LINES)
-    maps = warp_maps(flow_to_previous(frame, neighbour, dis or dis_flow(refine=False), downscale))
-    warped = remap(neighbour, maps)
-    mismatch = cv2.transform(cv2.absdiff(frame, warped).astype(np.float32), _CHANNEL_MEAN)
-    weight = np.exp(-np.square(mismatch / (255 * TOLERANCE)))
+    _, _, warped, weight = warp_onto(frame, neighbour, dis or dis_flow(refine=False), TOLERANCE, FLOW_LINES)
     agreement = float(weight.mean())
     base = frame.astype(np.float32) / 255
     if agreement < CUT_AGREEMENT:

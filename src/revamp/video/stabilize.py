@@ -19,14 +19,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from revamp.video.flow import dis_flow, flow_to_previous, remap, upscale_flow, warp_maps
+from revamp.video.flow import dis_flow, remap, upscale_flow, warp_maps, warp_onto
 
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which confidence falls to 1/e
 CUT_AGREEMENT = 0.1  # below this mean confidence the previous frame is taken to be across a scene cut
 # Taller frames have their flow measured shrunk by an integer factor to at most this many lines
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
 FLOW_LINES = 576
-_CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
 @dataclass
@@ -56,12 +55,7 @@ class TemporalStabilizer:
         previous, self.prev_input = self.prev_input, frame_in
         if previous is None or self.strength == 0:
             return None
-        downscale = -(-frame_in.shape[0] // self.flow_lines) if self.flow_lines else 1
-        flow = flow_to_previous(frame_in, previous, self.dis, downscale)
-        maps = warp_maps(flow)
-        # Warped in uint8: its rounding (half a level) is a twentieth of the tolerance (10 levels).
-        mismatch = cv2.transform(cv2.absdiff(frame_in, remap(previous, maps)).astype(np.float32), _CHANNEL_MEAN)
-        weight = np.exp(-np.square(mismatch / (255 * self.tolerance)))
+        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, self.tolerance, self.flow_lines)
         if weight.mean() < CUT_AGREEMENT:
             return None  # a scene cut: nothing of the previous shot is blended in
         weight *= self.strength
