@@ -1,7 +1,5 @@
 import json
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -53,14 +51,14 @@ def test_eval_bad_degradation(clean_folder, tmp_path):
     assert main(["eval", "--model", "default", "--data", str(clean_folder), "--degrade", "blur:3", "--out", str(tmp_path), "-q"]) == 1
 
 
-@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="system ffmpeg (Debian package) not installed")
-def test_spp_baseline_reproduces_the_measured_anchor():
+def test_spp_baseline_reproduces_the_measured_anchor(tmp_path):
     """../shared/ANCHORS.md: spp on LIVE1 gray q10, qp tuned, gives 28.57 dB on this machine kind."""
-    from conftest import shared_path
+    from conftest import require, shared_path
     from revamp.evaluate import evaluate
 
+    require(bool(shutil.which("ffmpeg")), "the system ffmpeg (Debian package ffmpeg)")
     data = shared_path("data", "eval", "live1_gray")
-    summary = evaluate({}, data, [("jpeg", 10)], ["psnr"], "y", 0, Path(tempfile.mkdtemp()), quiet=True)
+    summary = evaluate({}, data, [("jpeg", 10)], ["psnr"], "y", 0, tmp_path, quiet=True)
     rows = {r["method"]: r for r in summary["results"]}
     assert rows["FFmpeg spp"]["psnr"] == pytest.approx(28.57, abs=0.03)
     assert rows["JPEG (input)"]["psnr"] == pytest.approx(27.77, abs=0.02)

@@ -1,6 +1,7 @@
 """Blind image-quality studies: database, API validation, crash safety, a real browser, the report."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import natural_image
+from conftest import natural_image, require
 from revamp.cli import main
 from revamp.study import db
 from revamp.study.report import krippendorff_alpha_interval, study_summary
@@ -58,6 +59,8 @@ def server(study_db):
 def call(base, path, body=None, token=None, method=None, headers=None, raw: bytes | None = None):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data is not None else "GET"))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Rater-Token", token)
     for k, v in (headers or {}).items():
@@ -141,9 +144,9 @@ def test_bad_requests_get_4xx_never_500(server, case, expected):
         "bad-json": lambda: call(base, "/api/vote", raw=b"{not json", token=token),
         "json-list": lambda: call(base, "/api/vote", raw=b"[1, 2]", token=token),
         "oversized": lambda: call(base, "/api/vote", raw=b"x" * 20000, token=token),
-        "no-length": lambda: _raw_http(base, b"POST /api/vote HTTP/1.1\r\nHost: x\r\nX-Rater-Token: " + token.encode() + b"\r\n\r\n"),
+        "no-length": lambda: _raw_http(base, b"POST /api/vote HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Rater-Token: " + token.encode() + b"\r\n\r\n"),
         "unknown-path": lambda: call(base, "/api/nothing"),
-        "traversal": lambda: _raw_http(base, b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "traversal": lambda: _raw_http(base, b"GET /../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
         "encoded-traversal": lambda: call(base, f"/api/image/..%2F..%2Fetc%2Fpasswd?token={token}"),
         "wrong-method": lambda: call(base, "/api/vote", token=token, method="GET"),
         "name-taken": lambda: call(base, "/api/join", {"study": "s1", "name": "ann"}),
@@ -158,10 +161,12 @@ def test_bad_requests_get_4xx_never_500(server, case, expected):
     assert isinstance(body, dict) and body.get("error")
 
 
-def _raw_http(base: str, request: bytes):
+def _raw_http(base: str, request: bytes, shutdown: bool = False):
     host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
+    with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(request)
+        if shutdown:
+            s.shutdown(socket.SHUT_WR)  # the client sends no more
         data = b""
         while b"\r\n\r\n" not in data:
             data += s.recv(4096)
@@ -170,6 +175,76 @@ def _raw_http(base: str, request: bytes):
         while len(rest) < length:
             rest += s.recv(4096)
     return int(head.split()[1]), json.loads(rest[:length])
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("nested-json", 400), ("huge-id", 400), ("superscript-length", 411), ("form-content-type", 415), ("other-origin", 403),
+    ("rebinding-host", 421), ("short-body", 400),
+])
+def test_hostile_requests_get_one_line_4xx(server, case, expected):
+    base, _ = server
+    token = call(base, "/api/join", {"study": "s1", "name": "ann"})[1]["token"]
+    item = call(base, "/api/next", token=token)[1]
+    scores = {str(s["id"]): 3 for s in item["stimuli"]}
+    status, body = {
+        "nested-json": lambda: call(base, "/api/vote", raw=b"[" * 8000 + b"]" * 8000, token=token),
+        "huge-id": lambda: call(base, "/api/vote", {"item": 2**70, "scores": scores}, token),
+        "superscript-length": lambda: _raw_http(base, "POST /api/join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                                      "Content-Length: \u00b2\r\n\r\n{}".encode()),
+        "form-content-type": lambda: call(base, "/api/join", {"study": "s1", "name": "eve"},
+                                          headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        "other-origin": lambda: call(base, "/api/join", {"study": "s1", "name": "eve"}, headers={"Origin": "http://evil.example"}),
+        "rebinding-host": lambda: _raw_http(base, b"GET /api/studies HTTP/1.1\r\nHost: evil.example:8000\r\n\r\n"),
+        "short-body": lambda: _raw_http(base, b"POST /api/join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                              b"Content-Length: 40\r\nConnection: close\r\n\r\n{}", shutdown=True),
+    }[case]()
+    assert status == expected, (status, body)
+    assert isinstance(body, dict) and body.get("error")
+    assert call(base, "/api/studies")[0] == 200  # and the server still answers
+
+
+def test_a_stalled_client_does_not_freeze_the_others(server):
+    """A client that sends half a request and waits holds no lock: others are answered at once."""
+    base, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    stalled = [socket.create_connection((host, int(port))) for _ in range(3)]
+    for s in stalled:
+        s.sendall(b"POST /api/join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        for _ in range(5):
+            t0 = time.monotonic()
+            status, _ = call(base, "/api/studies")
+            assert status == 200 and time.monotonic() - t0 < 1.0
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def test_200_concurrent_requests_are_all_answered(server):
+    base, _ = server
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(_):
+        try:
+            return call(base, "/api/studies")[0]
+        except OSError as exc:  # a connection reset or refused
+            return repr(exc)
+
+    with ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(get, range(200)))
+    assert results == [200] * 200, [r for r in results if r != 200][:5]
+
+
+def test_votes_csv_keeps_formulas_as_text(server, tmp_path):
+    base, path = server
+    token = call(base, "/api/join", {"study": "s1", "name": '=HYPERLINK("http://x","y")'})[1]["token"]
+    _vote_all(base, token)
+    from revamp.study.report import write_report
+
+    conn = db.connect(path)
+    write_report(conn, "s1", tmp_path / "rep")
+    rows = list(csv.reader(open(tmp_path / "rep" / "votes.csv")))
+    assert rows[1][0] == '\'=HYPERLINK("http://x","y")'
 
 
 def test_results_with_the_admin_password(server):
@@ -269,8 +344,7 @@ def test_report_files_and_numbers(server, tmp_path):
 def _browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("the browser test needs Debian's chromium and chromium-driver packages")
+    require(bool(chromium and driver), "Debian's chromium and chromium-driver (the browser test)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -249,6 +249,8 @@ def test_campaign_resumes_after_kill_9_and_warm_restarts_the_next_leg(image_fold
     assert "starting leg2" in nxt.stdout
     assert (root / "leg2" / "init").read_text().strip() == str(root / "leg1" / "generator" / "best.safetensors")
     assert json.loads((root / "leg2" / "generator" / "config.json").read_text())["init"] == str(root / "leg1" / "generator" / "best.safetensors")
+    # A warm-restarted leg validates its starting weights first: its best is never below where it began.
+    assert (root / "leg2" / "generator" / "val.csv").read_text().splitlines()[1].startswith("0,")
 
 
 def test_gpu_script_dry_run_on_the_cpu(tmp_path):

@@ -1,13 +1,14 @@
 """Restoring many image files: input discovery, output naming, per-file errors, a summary."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from revamp.codec import hint_for_image
-from revamp.imageio import INPUT_SUFFIXES, ImageReadError, output_suffix, read_image, save_image
+from revamp.imageio import INPUT_SUFFIXES, MAX_PIXELS, ImageReadError, output_suffix, read_image, save_image
 
 
 @dataclass
@@ -51,7 +52,7 @@ def plan_jobs(inputs: list[str], outdir: Path, fmt: str) -> tuple[list[Job], lis
     return jobs, errors
 
 
-def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool = False) -> BatchReport:
+def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool = False, max_pixels: int = MAX_PIXELS) -> BatchReport:
     report = BatchReport()
     bar = tqdm(jobs, unit="img", desc="restoring", disable=quiet, dynamic_ncols=True)
     for job in bar:
@@ -61,12 +62,12 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             continue
         if job.target.resolve() == job.source.resolve():
             report.failed.append((job.source, "output would replace the input file"))
-            tqdm.write(f"revamp: error: {job.source}: output would replace the input file")
+            tqdm.write(f"revamp: error: {job.source}: output would replace the input file", file=sys.stderr)
             continue
         try:
-            pic = read_image(job.source)
+            pic = read_image(job.source, max_pixels)
             for note in pic.warnings:
-                tqdm.write(f"revamp: warning: {job.source}: {note}")
+                tqdm.write(f"revamp: warning: {job.source}: {note}", file=sys.stderr)
             tiles, done = restorer.tile_count(*pic.size), [0]
 
             def on_tile() -> None:  # big images: show progress inside the image too
@@ -81,11 +82,11 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             report.done.append(job.source)
         except ImageReadError as exc:
             report.failed.append((job.source, str(exc).removeprefix(f"{job.source}: ")))
-            tqdm.write(f"revamp: error: {exc}")
+            tqdm.write(f"revamp: error: {exc}", file=sys.stderr)
         except (OSError, ValueError, RuntimeError) as exc:
             msg = " ".join(str(exc).split()) or type(exc).__name__
             if isinstance(exc, RuntimeError) and "memory" in msg.lower():
                 msg += " (try a smaller --tile)"
             report.failed.append((job.source, msg))
-            tqdm.write(f"revamp: error: {job.source}: {msg}")
+            tqdm.write(f"revamp: error: {job.source}: {msg}", file=sys.stderr)
     return report

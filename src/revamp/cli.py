@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
+from revamp.imageio import MAX_PIXELS
 from revamp.registry import VIDEO_MODEL
 
 EXIT_FAILED_FILES = 2  # a batch finished but some inputs failed
@@ -30,6 +32,28 @@ def _parse_set(items: list[str]) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = load_yaml(value)
     return out
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, below: float | None = None, multiple: int | None = None):
+    """An argparse type: a number of ``kind`` in [low, high] (or [low, below)), optionally a
+    multiple of ``multiple``; anything else is a usage error before any work starts."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if math.isnan(value) or (low is not None and value < low) or (high is not None and value > high) or (below is not None and value >= below):
+            bounds = f"at least {low:g}" if high is None and below is None else (
+                f"in [{low:g}, {below:g})" if below is not None else f"between {low:g} and {high:g}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bounds}")
+        if multiple and value % multiple:
+            raise argparse.ArgumentTypeError(f"{text} is not a multiple of {multiple}")
+        return value
+    return parse
+
+
+def _megapixels(text: str) -> int:
+    return int(_number(float, low=0.001)(text) * 1e6)
 
 
 def _restorer(args):
@@ -68,7 +92,8 @@ def cmd_image(args) -> int:
         jobs, errors = jobs[rank::world], errors if rank == 0 else []
     for path, reason in errors:
         print(f"revamp: error: {path}: {reason}", file=sys.stderr)
-    report = run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet or rank > 0) if jobs else BatchReport()
+    report = (run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet or rank > 0, max_pixels=args.max_pixels)
+              if jobs else BatchReport())
     report.failed = errors + report.failed
     return _print_summary(report, outdir, f"rank {rank}/{world}: " if world > 1 else "")
 
@@ -99,6 +124,8 @@ def cmd_video(args) -> int:
         return 130
     if dist.rank > 0:
         return 0  # rank 0 reports
+    for note in report.notes:
+        print(f"revamp: warning: {args.input}: {note}", file=sys.stderr)
     kept = ", ".join(report.copied_streams) or "no other streams"
     print(f"revamp: {report.frames} frames -> {args.output} ({report.restored_frames} restored in this run; copied {kept})", file=sys.stderr)
     if report.damage:
@@ -260,7 +287,7 @@ def cmd_study(args) -> int:
         elif args.action == "serve":
             from revamp.study.server import make_server
 
-            server = make_server(Path(args.db), args.host, args.port, args.admin_password)
+            server = make_server(Path(args.db), args.host, args.port, args.admin_password, args.allow_host)
             print(f"revamp: study server on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
             try:
                 server.serve_forever()
@@ -346,12 +373,13 @@ def cmd_train_plot(args) -> int:
 def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "default", backend: str = "auto", tile: int = 512) -> None:
     if model:
         p.add_argument("--model", default=model, help=f"shipped model name (see `revamp models`; default {model}) or a .safetensors file")
-    p.add_argument("--tile", type=int, default=tile, help=f"tile size in input pixels, a multiple of 32 (default {tile})")
-    p.add_argument("--tile-overlap", type=int, default=64, help="overlap between tiles in pixels (default 64)")
+    p.add_argument("--tile", type=_number(int, low=64, multiple=32), default=tile,
+                   help=f"tile size in input pixels, a multiple of 32, at least 64 (default {tile})")
+    p.add_argument("--tile-overlap", type=_number(int, low=0), default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
                    help=f"inference engine (default {backend}; auto: the fastest measured on this kind of machine)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+    p.add_argument("--strength", type=_number(float, low=0, high=2), default=1.0, metavar="S",
                    help="codec-aware models: scale the quantiser the file reports, 0 to 2 (lower keeps more detail, "
                         "higher smooths more; default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -369,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (input folder structure is kept)")
     image.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tiff"], help="output format (default png)")
     image.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    image.add_argument("--max-pixels", type=_megapixels, default=MAX_PIXELS, metavar="MP",
+                       help=f"refuse pictures larger than this many megapixels (default {MAX_PIXELS // 10**6})")
     _add_inference_options(image)
     image.set_defaults(func=cmd_image)
 
@@ -377,16 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (.mp4, .mov or .mkv)")
     video.add_argument("--scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     video.add_argument("--codec", default="h264", choices=["h264", "h265", "ffv1", "prores"], help="output codec (default h264)")
-    video.add_argument("--crf", type=int, help="quality for h264/h265 (lower is better; default: from the input's quantisers, "
+    video.add_argument("--crf", type=_number(int, low=0, high=51), help="quality for h264/h265 (lower is better; default: from the input's quantisers, "
                                                  "fine enough to keep the restoration, 4-12)")
     video.add_argument("--deinterlace", nargs="?", const="bwdif", choices=["bwdif", "yadif"], help="deinterlace first (default filter bwdif)")
-    video.add_argument("--stabilize", type=float, default=0.5, metavar="S", help="temporal stabilisation strength in [0, 1) (default 0.5)")
+    video.add_argument("--stabilize", type=_number(float, low=0, below=1), default=0.5, metavar="S",
+                       help="temporal stabilisation strength in [0, 1) (default 0.5)")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")
     video.add_argument("--compile", action="store_true",
                        help="torch.compile the network first (torch backends; needs a C++ compiler): about a minute of "
                             "start-up, then faster per frame; for long videos")
     video.add_argument("--resume", action="store_true", help="continue an interrupted job (finished segments are kept)")
-    video.add_argument("--segment-frames", type=int, default=240, metavar="N",
+    video.add_argument("--segment-frames", type=_number(int, low=1), default=240, metavar="N",
                        help="frames per segment: the unit of --resume and of sharing a video across torchrun processes (default 240)")
     video.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     # Video frames are at most 4K: bigger tiles, fewer of them (720p: 2 tiles instead of 6, 1.7x faster).
@@ -408,8 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", default="spp", choices=["spp", "pp7", "none"], help="classical deblocking row (system ffmpeg; default spp)")
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--video", action="store_true", help="DATA holds clips (video files or frame folders): ΔPSNR/ΔSSIM and temporal metrics")
-    ev.add_argument("--stabilize", type=float, default=0.5, help="with --video: also rows with the temporal stabiliser at this strength (0: none)")
-    ev.add_argument("--max-frames", type=int, default=60, help="with --video: frames per clip (default 60)")
+    ev.add_argument("--stabilize", type=_number(float, low=0, below=1), default=0.5, help="with --video: also rows with the temporal stabiliser at this strength (0: none)")
+    ev.add_argument("--max-frames", type=_number(int, low=2), default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
     _add_inference_options(ev, model=None, backend="torch")  # reference numbers in fp32
     ev.set_defaults(func=cmd_eval)
@@ -461,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--db", default="study.sqlite")
     serve.add_argument("--admin-password", help="enables GET /api/results with header X-Admin-Password")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a host name raters use for this machine (localhost, its own names and IP addresses are always "
+                            "allowed; other names are refused, against DNS rebinding); repeat")
     serve.set_defaults(func=cmd_study)
     rep = ssub.add_parser("report", help="MOS with 95%% CIs, a Fig. 3-style chart (PNG, SVG), CSVs, rater agreement")
     rep.add_argument("study", help="study name")
@@ -493,7 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads slow everything else down
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "tile_overlap", 0) and args.tile - args.tile_overlap < 32:  # tiles must advance (revamp.tiling)
+        parser.error(f"--tile-overlap {args.tile_overlap} must be at most --tile minus 32 ({args.tile - 32})")
     try:
         return args.func(args)
     except CliError as exc:

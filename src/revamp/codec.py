@@ -236,6 +236,20 @@ def hint_for_video_frame(frame, codec: str) -> CodecHint:
     params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
     if params is None or codec not in QP_MAP_CODECS:
         return BLIND
-    qp = params.qp_map().astype(np.float64)
+    qp = _qp_map(params, frame.width, frame.height)
     steps = h26x_step(qp) if codec == "h264" else mpeg_step(qp)
     return CodecHint(np.asarray(steps, dtype=np.float32), 16, f"{codec} quantisers")
+
+
+def _qp_map(params, width: int, height: int) -> np.ndarray:
+    """Per-16x16-block QPs. Interlaced (field or MBAFF) pictures export more blocks than the frame
+    has macroblocks, which PyAV's qp_map refuses: their blocks are painted by position instead."""
+    try:
+        return params.qp_map().astype(np.float64)
+    except RuntimeError:
+        qp = np.full(((height + 15) // 16, (width + 15) // 16), float(params.qp))
+        for i in range(params.nb_blocks):
+            b = params.block_params(i)
+            qp[b.src_y // 16 : max((b.src_y + b.h) // 16, b.src_y // 16 + 1),
+               b.src_x // 16 : max((b.src_x + b.w) // 16, b.src_x // 16 + 1)] = params.qp + b.delta_qp
+        return qp

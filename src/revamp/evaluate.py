@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from revamp.data.degrade import double_jpeg, jpeg
 from revamp.metrics import psnr, psnr_b, ssim
+
 
 def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
     """LPIPS-alex v0.1 on the RGB images (the channel setting does not apply to it)."""
@@ -119,6 +121,21 @@ def load_clean(path: Path, gray: bool = False) -> np.ndarray:
     return rgb
 
 
+def _readable(files: list[Path], gray: bool, notes: list[str], quiet: bool) -> list[Path]:
+    """The reference files that decode; each one that does not is skipped, said, and noted in the summary."""
+    good = []
+    for path in files:
+        try:
+            load_clean(path, gray)
+            good.append(path)
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for damaged or unknown files
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            notes.append(f"Skipped {path.name}: it does not decode ({reason}).")
+            if not quiet:
+                tqdm.write(f"revamp: warning: {path}: skipped, it does not decode ({reason})", file=sys.stderr)
+    return good
+
+
 def make_input(clean: np.ndarray, q: int, scale: int, kind: str = "jpeg") -> tuple[np.ndarray, np.ndarray]:
     """(reference, degraded input): for SR the reference is cropped to a multiple of the scale and
     the input is its bicubic downscale (PIL), then compressed."""
@@ -163,12 +180,13 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
              channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp",
              html: bool = False, gray: bool = False, limit: int | None = None) -> dict:
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))[:limit]
-    if not files:
-        raise ValueError(f"no images in {data}")
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; available: {', '.join(METRICS)}")
     notes: list[str] = []
+    files = _readable(files, gray, notes, quiet)
+    if not files:
+        raise ValueError(f"no readable images in {data}")
     qps = baseline_qps(files, degradations, baseline, channel, crop, notes, gray) if scale == 1 and baseline != "none" else {}
     rows = []
     report = None

@@ -13,6 +13,7 @@ import io
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-Image.MAX_IMAGE_PIXELS = 400_000_000  # archive scans are big; 400 MP still refuses decompression bombs
+# Pictures larger than this are refused before they are decoded (a decompression bomb declares a
+# huge size in a small file). 200 MP is a 16000 x 12500 archive scan; restoring it needs about
+# 12 GB (bench/memory.py). Raise it with `revamp image --max-pixels`.
+MAX_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = None  # the check in read_image replaces PIL's warn-then-fail default
 
 INPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
@@ -60,14 +65,20 @@ def _read_high_bit_rgb(path: Path, fmt: str) -> np.ndarray | None:
     if fmt == "PNG" and _png_bit_depth(path) == 16:
         import cv2
 
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.ndim != 3:
+        # Decoded from bytes: cv2.imread on a file name that is not valid UTF-8 crashes the process.
+        arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise ImageReadError(f"{path}: cannot decode 16-bit PNG (damaged or truncated)")
+        if arr.ndim != 3:
             return None
         return arr[..., [2, 1, 0, 3][: arr.shape[2]]]  # BGR(A) -> RGB(A)
     if fmt == "TIFF":
         import tifffile
 
-        arr = tifffile.imread(str(path))
+        try:
+            arr = tifffile.imread(path)
+        except Exception as exc:  # noqa: BLE001 - tifffile raises many types on damaged files
+            raise ImageReadError(f"{path}: cannot decode TIFF ({_one_line(exc)})") from None
         if arr.dtype == np.uint16 and arr.ndim == 3 and arr.shape[2] in (3, 4):
             return arr
     return None
@@ -81,30 +92,62 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](arr)) if orientation in ops else arr
 
 
-def read_image(path: str | Path) -> Picture:
-    path = Path(path)
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Picture:
+    """The picture in ``path``; ImageReadError (one line) for anything that cannot be restored,
+    including pictures over ``max_pixels``, which are refused before they are decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decoders warn about damaged metadata on stderr; the pixels are what count
+        return _read(Path(path), max_pixels)
+
+
+def _read(path: Path, max_pixels: int) -> Picture:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as im:
+        with Image.open(_openable(path)) as im:
+            w, h = im.size
+            if w < 1 or h < 1:
+                raise ImageReadError(f"{path}: the file declares an empty picture ({w}x{h})")
+            if w * h > max_pixels:
+                raise ImageReadError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
+                                     f"{max_pixels / 1e6:g} (--max-pixels)")
             fmt = im.format or ""
+            frames = getattr(im, "n_frames", 1)
             icc = im.info.get("icc_profile")
             exif = im.getexif()
             orientation = int(exif.get(0x0112, 1))
             high = _read_high_bit_rgb(path, fmt)
             if high is not None:
                 return _from_array(_apply_orientation(high, orientation), 16, icc, exif, gray=False)
-            im.load()  # decode now, so a truncated file fails here with a clear message
+            im.load()  # decode now, so a damaged file fails here with a clear message
             im = ImageOps.exif_transpose(im)
-            return picture_from_pil(im, icc, exif)
+            pic = picture_from_pil(im, icc, exif)
+            if frames > 1:
+                pic.warnings.append(f"only the first of its {frames} frames was restored")
+            return pic
     except ImageReadError:
         raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file, or a format revamp cannot read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on damaged files; each is one line for the user
         raise ImageReadError(f"{path}: cannot decode image ({_one_line(exc)})") from None
+
+
+def _openable(path: Path) -> Path | io.BytesIO:
+    """``path``, or for a JPEG that lacks only its end-of-image marker (cut by a copy or a camera)
+    its bytes with the marker added: such a file decodes fully, as in every viewer, while a JPEG
+    cut shorter still fails to decode."""
+    with path.open("rb") as f:
+        head = f.read(2)
+        f.seek(max(f.seek(0, os.SEEK_END) - 2, 0))
+        tail = f.read(2)
+    if head == b"\xff\xd8" and tail != b"\xff\xd9":
+        return io.BytesIO(path.read_bytes() + b"\xff\xd9")
+    return path
 
 
 def _one_line(exc: Exception) -> str:

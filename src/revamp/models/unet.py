@@ -55,8 +55,13 @@ class UNetConfig:
             raise ValueError(f"scale must be 1, 2 or 4, not {self.scale}")
         if self.decoder not in ("full", "light"):
             raise ValueError(f"decoder must be 'full' or 'light', not {self.decoder!r}")
-        if self.width < 8:
-            raise ValueError(f"width must be at least 8, not {self.width}")
+        # Checked before anything is built: a model file's metadata is untrusted input, and an
+        # absurd width would allocate gigabytes before the weights could disagree with it.
+        for name, kind, low, high in (("width", int, 8, 512), ("in_channels", int, 1, 4), ("cond_channels", int, 0, 8),
+                                      ("neighbours", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or not low <= value <= high:
+                raise ValueError(f"{name} must be {'true or false' if kind is bool else f'an integer from {low} to {high}'}, not {value!r}")
 
     @property
     def input_planes(self) -> int:

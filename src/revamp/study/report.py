@@ -58,6 +58,12 @@ def study_summary(conn: sqlite3.Connection, name: str) -> dict:
             "per_method": per_method, "per_image": per_image, "krippendorff_alpha_interval": krippendorff_alpha_interval(units)}
 
 
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading =, +, -, @, tab or CR would make it a
+    formula (a rater may type any name), so such text gets a leading apostrophe."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def write_report(conn: sqlite3.Connection, name: str, out: Path) -> dict:
     summary = study_summary(conn, name)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,14 +71,14 @@ def write_report(conn: sqlite3.Connection, name: str, out: Path) -> dict:
         w = csv.writer(f)
         w.writerow(["rater", "image", "method", "score", "time_utc"])
         for v in _votes(conn, db.study_id(conn, name)):
-            w.writerow([v["rater"], v["image"], v["method"], v["score"], v["created"]])
+            w.writerow([_cell(v["rater"]), _cell(v["image"]), _cell(v["method"]), v["score"], v["created"]])
     with open(out / "mos.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["image", "method", "mos", "ci95", "votes"])
         for img, row in [("ALL", summary["per_method"]), *summary["per_image"].items()]:
             for m, s in row.items():
                 if s:
-                    w.writerow([img, m, f"{s['mos']:.3f}", "" if s["ci95"] is None else f"{s['ci95']:.3f}", s["votes"]])
+                    w.writerow([_cell(img), _cell(m), f"{s['mos']:.3f}", "" if s["ci95"] is None else f"{s['ci95']:.3f}", s["votes"]])
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     _chart(summary, out / "mos.png")

@@ -9,11 +9,14 @@ id only, from the paths recorded when the study was created, so no URL can reach
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import mimetypes
 import random
 import re
+import socket
 import sqlite3
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +27,9 @@ from urllib.parse import parse_qs, urlparse
 from revamp.study import db
 
 MAX_BODY = 16 * 1024
+TIMEOUT_S = 10  # a client that stalls mid-request is dropped after this long (it never holds the lock)
+BACKLOG = 256  # connections the kernel queues while every thread is busy
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 API_PATHS = {"/api/studies", "/api/join", "/api/next", "/api/vote", "/api/results"}
 STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/app.css": ("app.css", "text/css; charset=utf-8")}
@@ -108,7 +114,7 @@ class StudyApp:
     def vote(self, token: str | None, body: dict) -> dict:
         rater = self.rater(token)
         item, scores = body.get("item"), body.get("scores")
-        if not isinstance(item, int) or isinstance(item, bool) or not isinstance(scores, dict):
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item < 2**63 or not isinstance(scores, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "send {\"item\": ID, \"scores\": {STIMULUS_ID: SCORE, ...}}")
         row = self.conn.execute("SELECT * FROM items WHERE id = ? AND study_id = ?", (item, rater["study_id"])).fetchone()
         if row is None:
@@ -151,10 +157,30 @@ class StudyApp:
         return {"studies": [study_summary(self.conn, s["name"]) for s in self.studies()["studies"]]}
 
 
-def make_handler(app: StudyApp):
+def _host_name(host_header: str) -> str:
+    """The name part of a Host header ("[::1]:8000" -> "::1", "example.org:80" -> "example.org")."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def make_handler(app: StudyApp, allowed_hosts: set[str]):
+    """``allowed_hosts``: the names raters' browsers may use for this server; any IP literal is
+    accepted too. A request for another name (DNS rebinding) or from another site's page
+    (Origin) is refused, so a web page a rater visits cannot join, vote or read in their name."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "revamp-study"
         protocol_version = "HTTP/1.1"
+        timeout = TIMEOUT_S
 
         def log_message(self, fmt, *args):  # quiet; errors are returned to the client
             pass
@@ -174,24 +200,44 @@ def make_handler(app: StudyApp):
             self._send(status, json.dumps(data).encode(), "application/json")
 
         def _body(self) -> dict:
+            """The request's JSON object, read in full before the app's lock is taken."""
             length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise ApiError(HTTPStatus.LENGTH_REQUIRED, "a JSON body with Content-Length is required")
+            if length is None or not re.fullmatch(r"[0-9]{1,9}", length.strip()):
+                self.close_connection = True
+                raise ApiError(HTTPStatus.LENGTH_REQUIRED, "a JSON body with a decimal Content-Length is required")
             if int(length) > MAX_BODY:
                 self.close_connection = True  # do not read an oversized body
                 raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY} bytes")
+            if self.headers.get_content_type() != "application/json":
+                self.close_connection = True
+                raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
+            data = self.rfile.read(int(length))
+            if len(data) < int(length):
+                self.close_connection = True
+                raise ApiError(HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length")
             try:
-                body = json.loads(self.rfile.read(int(length)) or b"null")
-            except (ValueError, UnicodeDecodeError):
+                body = json.loads(data or b"null")
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "the body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
             return body
 
+        def _check_origin(self) -> None:
+            host = self.headers.get("Host")
+            name = _host_name(host or "").lower()
+            if not host or not (name in allowed_hosts or _is_ip(name)):
+                raise ApiError(HTTPStatus.MISDIRECTED_REQUEST, f"this server does not answer for host {host!r} (revamp study serve --allow-host)")
+            origin = self.headers.get("Origin")
+            if origin is not None and origin != f"http://{host}":
+                raise ApiError(HTTPStatus.FORBIDDEN, "requests from another site's page are refused")
+
         def _handle(self, method: str) -> None:
             url = urlparse(self.path)
             token = self.headers.get("X-Rater-Token") or (parse_qs(url.query).get("token") or [None])[0]
             try:
+                self._check_origin()
+                body = self._body() if method == "POST" and url.path in ("/api/join", "/api/vote") else None
                 with app.lock:
                     if method == "GET" and url.path in STATIC:
                         name, ctype = STATIC[url.path]
@@ -199,11 +245,11 @@ def make_handler(app: StudyApp):
                     if method == "GET" and url.path == "/api/studies":
                         return self._json(200, app.studies())
                     if method == "POST" and url.path == "/api/join":
-                        return self._json(201, app.join(self._body()))
+                        return self._json(201, app.join(body))
                     if method == "GET" and url.path == "/api/next":
                         return self._json(200, app.next_item(token))
                     if method == "POST" and url.path == "/api/vote":
-                        return self._json(200, app.vote(token, self._body()))
+                        return self._json(200, app.vote(token, body))
                     if method == "GET" and url.path == "/api/results":
                         return self._json(200, app.results(self.headers.get("X-Admin-Password")))
                     m = re.fullmatch(r"/api/(image|reference)/(\d{1,12})", url.path)
@@ -215,6 +261,12 @@ def make_handler(app: StudyApp):
                     raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND, f"no {method} {url.path}")
             except ApiError as exc:
                 self._json(exc.status, {"error": str(exc)})
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True  # the client stalled or left: nothing to answer
+            except Exception as exc:  # noqa: BLE001 - an unanticipated case: one JSON line for the client, one for the log
+                print(f"revamp study: {method} {url.path}: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+                self.close_connection = True
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error (logged by the server)"})
 
         def do_GET(self):  # noqa: N802 - the http.server API
             self._handle("GET")
@@ -234,7 +286,14 @@ def make_handler(app: StudyApp):
     return Handler
 
 
-def make_server(db_path: Path, host: str = "127.0.0.1", port: int = 8000, admin_password: str | None = None) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(StudyApp(db_path, admin_password)))
-    server.daemon_threads = True
-    return server
+class _Server(ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+
+def make_server(db_path: Path, host: str = "127.0.0.1", port: int = 8000, admin_password: str | None = None,
+                allow_hosts: list[str] | tuple[str, ...] = ()) -> ThreadingHTTPServer:
+    """``allow_hosts``: names raters use for this machine besides localhost, its own host names and
+    IP addresses (for example a DNS name on the lab's network)."""
+    allowed = LOCAL_NAMES | {host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()} | {h.lower() for h in allow_hosts}
+    return _Server((host, port), make_handler(StudyApp(db_path, admin_password), allowed))

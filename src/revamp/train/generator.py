@@ -129,6 +129,9 @@ class GeneratorTrainer(GeneratorOutputs):
         super().__init__(cfg, run_dir, device, quiet, data)
         model = build_generator(cfg).to(self.device)
         self.source_recipe = source_recipe(cfg.get("init") or cfg.get("transfer"))
+        # A run that starts from trained weights validates them first, so its "best" is never
+        # worse than where it started (a campaign's next leg warm-restarts from that best).
+        self.validate_first = bool(cfg.get("init") or cfg.get("transfer"))
         if cfg["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

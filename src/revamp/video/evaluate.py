@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
-from revamp.data.degrade import video_roundtrip
+from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
 from revamp.evaluate import REENCODE_QP
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
@@ -77,13 +77,16 @@ def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[n
     return [baselines.deblock(f, "spp", qp) for f in frames], qp
 
 
-def restore_clip(restorer, frames: list[np.ndarray], strength: float, hints: list[CodecHint] | None = None) -> list[np.ndarray]:
-    """A clip restored as `revamp video` does (multi-frame models see their neighbours)."""
+def restore_clip(restorer, frames: list[np.ndarray], strength: float, hints: list[CodecHint] | None = None,
+                 kind: str | None = None) -> list[np.ndarray]:
+    """A clip restored as `revamp video` does (multi-frame models see their neighbours); ``kind``:
+    the codec the clip went through (revamp.data.degrade.VIDEO_CODECS)."""
     stabilizer = TemporalStabilizer(strength, scale=restorer.scale) if strength else None
     hints = hints or [BLIND] * len(frames)
+    codec = VIDEO_CODECS[kind][1] if kind in VIDEO_CODECS else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    return [restore_frame(restorer, rgb, stabilizer, hint, neighbours=neighbour_planes(frames, i, n, dis) if n else None)
+    return [restore_frame(restorer, rgb, stabilizer, hint, neighbours=neighbour_planes(frames, i, n, dis) if n else None, codec=codec)
             for i, (rgb, hint) in enumerate(zip(frames, hints))]
 
 
@@ -135,7 +138,8 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         for label, restorer in models.items():
             methods[label] = restore_clip(restorer, compressed, 0.0, hints)
             if stabilize:
-                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, compressed, stabilize, hints)
+                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, compressed, stabilize, hints,
+                                                                              "h264" if kind == "h264-reencoded" else kind)
         for method, frames in methods.items():
             rows.append({"clip": name, "frames": len(refs), "size": f"{refs[0].shape[1]}x{refs[0].shape[0]}",
                          "degradation": f"{kind} QP{q}" if kind.startswith(("h264", "h265")) else f"{kind} q{q}",

@@ -51,6 +51,23 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None
     rotation: int  # display rotation in degrees, counter-clockwise
     container_metadata: dict = field(default_factory=dict)
+    width: int = 0
+    height: int = 0
+    bits: int = 8  # bits per sample of the decoded pictures
+    video_streams: int = 1
+
+    def notes(self) -> list[str]:
+        """What the output cannot keep of the input, for the user (revamp restores the first video
+        stream, in 8 bits per channel, into 4:2:0 or 4:2:2, which need even sizes)."""
+        out = []
+        if self.video_streams > 1:
+            out.append(f"the input has {self.video_streams} video streams: only the first is restored, the others are left out")
+        if self.bits > 8:
+            out.append(f"the input has {self.bits} bits per sample: it is restored and written in 8")
+        if self.width % 2 or self.height % 2:
+            out.append(f"{self.width}x{self.height} has an odd side: the output is {self.width // 2 * 2}x{self.height // 2 * 2} "
+                       "(4:2:0 needs even sizes; the last column or row is dropped)")
+        return out
 
 
 def open_input(path: str | Path):
@@ -109,6 +126,8 @@ def _probe(container) -> VideoInfo:
         sample_aspect_ratio=stream.sample_aspect_ratio,
         rotation=int(first.rotation) if first is not None else 0,
         container_metadata=dict(container.metadata),
+        width=ctx.width, height=height, video_streams=len(container.streams.video),
+        bits=max((c.bits for c in ctx.format.components), default=8) if ctx.format else 8,
     )
 
 

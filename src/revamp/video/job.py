@@ -42,7 +42,7 @@ from revamp.video.io import (
     rgb_to_frame,
 )
 from revamp.video.neighbours import neighbour_planes
-from revamp.video.stabilize import TemporalStabilizer
+from revamp.video.stabilize import TemporalStabilizer, blend_tolerance
 
 COPIED_STREAM_TYPES = ("audio", "subtitle")
 
@@ -62,6 +62,7 @@ class VideoReport:
     restored_frames: int = 0  # frames restored in this run (fewer when resuming)
     copied_streams: list[str] = field(default_factory=list)
     damage: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the output does not keep of the input (VideoInfo.notes)
 
 
 def _job_signature(src: Path, model_file: Path, options: VideoOptions, strength: float) -> dict:
@@ -102,7 +103,7 @@ class _SegmentWriter:
         self.path, self.tmp = path, path.with_suffix(".part")
         self.container = av.open(str(self.tmp), "w", format=_segment_format(options.codec))
         self.stream = open_encoder_stream(self.container, options.codec, options.quality, info, width, height)
-        self.pix_fmt, self.info = CODECS[options.codec][1], info
+        self.pix_fmt, self.info, self.width, self.height = CODECS[options.codec][1], info, width, height
         self.first_pts: int | None = None
         self.frames = 0
 
@@ -110,7 +111,7 @@ class _SegmentWriter:
         if self.first_pts is None:
             self.first_pts = pts
         self.frames += 1
-        frame = rgb_to_frame(rgb, self.pix_fmt, self.info)
+        frame = rgb_to_frame(rgb[: self.height, : self.width], self.pix_fmt, self.info)  # odd sizes: even (VideoInfo.notes)
         frame.pts, frame.time_base = pts, self.info.time_base
         if duration:
             frame.duration = duration
@@ -127,16 +128,18 @@ class _SegmentWriter:
 
 
 def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None, hint: CodecHint = BLIND,
-                  helper: ThreadPoolExecutor | None = None, neighbours: np.ndarray | None = None) -> np.ndarray:
+                  helper: ThreadPoolExecutor | None = None, neighbours: np.ndarray | None = None, codec: str | None = None) -> np.ndarray:
     """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame. ``hint``: the
-    frame's quantisers (codec-aware models); video frames are never run through the JPEG estimator.
-    ``helper``: a thread that measures the stabiliser's motion while the network runs (between its
-    convolutions the network leaves cores idle). ``neighbours``: multi-frame models' aligned
-    neighbouring frames (revamp.video.neighbours.neighbour_planes)."""
-    motion = helper.submit(stabilizer.measure, rgb) if stabilizer and helper else None
+    frame's quantisers, for codec-aware models and the stabiliser's tolerance (``codec``: FFmpeg's
+    decoder name); video frames are never run through the JPEG estimator. ``helper``: a thread
+    that measures the stabiliser's motion while the network runs (between its convolutions the
+    network leaves cores idle). ``neighbours``: multi-frame models' aligned neighbouring frames
+    (revamp.video.neighbours.neighbour_planes)."""
+    tolerance = blend_tolerance(codec, hint) if stabilizer else None
+    motion = helper.submit(stabilizer.measure, rgb, tolerance) if stabilizer and helper else None
     restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint, neighbours=neighbours)
     if stabilizer:
-        restored = stabilizer.blend(restored, motion.result() if motion else stabilizer.measure(rgb))
+        restored = stabilizer.blend(restored, motion.result() if motion else stabilizer.measure(rgb, tolerance))
     return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
@@ -170,19 +173,21 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     check_output(dst, options.codec)
     if dst.exists() and not overwrite:
         raise VideoError(f"{dst} exists (--overwrite replaces it)")
+    if dst.exists() and src.exists() and dst.samefile(src):
+        raise VideoError(f"{dst} is the input: write the output to another file")
     if options.deinterlace not in (None, "bwdif", "yadif"):
         raise VideoError(f"unknown deinterlacer {options.deinterlace!r}: use bwdif or yadif")
     info = probe(src)
     if options.quality is None and CODECS[options.codec][2] == "crf":
         options = replace(options, quality=output_crf(input_qp(src)))
     container = open_input(src)
+    work = dst.parent / f".{dst.name}.revamp-work"
     try:
-        work = dst.parent / f".{dst.name}.revamp-work"
         if rank == 0:
             _prepare_work_dir(work, _job_signature(src, restorer.model_path, options, restorer.strength), resume)
         if dist:
             dist.barrier()
-        report = VideoReport()
+        report = VideoReport(notes=info.notes())
         decode = DecodeReport()
         owned = (lambda segment: segment % world == rank) if world > 1 else None
         end_s = _restore_segments(container, info, work, restorer, options, decode, report, quiet or rank > 0, owned)
@@ -191,6 +196,11 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
         report.frames, report.damage = decode.frames, decode.problems()
         if decode.frames == 0:
             raise VideoError(f"{src}: no video frame could be decoded")
+    except Exception:
+        # A failed job with nothing worth resuming leaves nothing behind (Ctrl-C keeps the folder).
+        if rank == 0 and work.is_dir() and not any(work.glob("segment-*.seg")):
+            shutil.rmtree(work)
+        raise
     finally:
         container.close()
     if dist:
@@ -219,7 +229,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
-        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware)
+        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or stabilizer is not None)
         for index, (frame, context) in enumerate(_with_context(frames, n, info)):
             segment, offset = divmod(index, options.segment_frames)
             pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
@@ -233,12 +243,13 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
             if offset == 0:
                 if writer is not None:
                     writer.close()
-                writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width * scale, frame.height * scale)
+                writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width // 2 * 2 * scale,
+                                        frame.height // 2 * 2 * scale)
                 if stabilizer:
                     stabilizer.reset()
-            hint = hint_for_video_frame(frame, codec) if restorer.codec_aware else BLIND
+            hint = hint_for_video_frame(frame, codec)
             rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
-            writer.write(restore_frame(restorer, rgb, stabilizer, hint, helper, around), pts, frame.duration)
+            writer.write(restore_frame(restorer, rgb, stabilizer, hint, helper, around, codec), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
         if writer is not None:
