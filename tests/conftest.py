@@ -6,6 +6,12 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """ONNX exports and other caches go to the test session's temporary folder, never ~/.cache/revamp."""
+    os.environ["REVAMP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 

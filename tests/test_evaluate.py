@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -96,3 +97,26 @@ def test_mismatch_degradations_tell_the_lighter_compression():
     told = file_hint("jpeg-resaved", 15, 64, 96).planes(0, 64, 0, 96)[0]
     assert np.allclose(told, condition_value(jpeg_step(ijg_table(90))))  # the file only knows its last save
     assert file_hint("h264-reencoded", 40, 64, 96).planes(0, 8, 0, 8)[0].mean() < file_hint("h264", 40, 64, 96).planes(0, 8, 0, 8)[0].mean()
+
+
+def test_eval_video_on_clips(tmp_path):
+    """`revamp eval --video`: a folder of frame images and a video file, H.264 and MPEG-2, every row and metric."""
+    from videos import make_video, moving_frames
+
+    data = tmp_path / "clips"
+    (data / "pan").mkdir(parents=True)
+    for i, frame in enumerate(moving_frames(5, 64, 96, seed=2)):
+        Image.fromarray(frame).save(data / "pan" / f"{i:03d}.png")
+    make_video(data / "moving.mp4", n=5, codec="ffv1", audio=False, subtitles=False)
+    out = tmp_path / "res"
+    assert main(["eval", "--video", "--model", "default", "--data", str(data), "--degrade", "h264:37", "--degrade", "mpeg2:10",
+                 "--max-frames", "4", "--baseline", "none", "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {c["name"] for c in summary["clips"]} == {"pan", "moving"} and {c["frames"] for c in summary["clips"]} == {4}
+    rows = {(r["degradation"], r["method"]): r for r in summary["rows"]}
+    for degradation in ("h264 QP37", "mpeg2 q10"):
+        assert rows[(degradation, "compressed")]["delta_psnr_y"] == 0
+        for method in ("ffmpeg deblock", "default", "default + stabiliser 0.5"):
+            row = rows[(degradation, method)]
+            assert all(np.isfinite(row[m]) for m in ("psnr_y", "ssim_y", "warp_error", "tof", "tlp")), row
+    assert "| h264 QP37 | default |" in (out / "summary.md").read_text()

@@ -168,3 +168,14 @@ def test_non_utf8_name_16bit_png_and_damaged_16bit_tiff(tmp_path):
     assert "only the first of its 3 frames" in read_image(tmp_path / "animated_gif.gif").warnings[0]
     assert np.isfinite(pic.rgb).all()
     assert os.fsencode(name.name).startswith(b"archive_\xe9")
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, capsys):
+    from conftest import write_images
+
+    folder = write_images(tmp_path / "scans", 2, 48, 64)
+    for _ in range(2):  # the second run must not find the first run's outputs as new inputs
+        assert main(["image", str(folder), "-o", str(folder / "restored"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in (folder / "restored").iterdir()) == ["0.png", "1.png"]
+    assert "restored/restored" not in err

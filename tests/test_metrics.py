@@ -110,7 +110,7 @@ def test_niqe_matches_the_live_matlab_release():
     official = {"I03": 15.7536, "I04": 3.6549, "I06": 3.2355, "I08": 3.184, "I19": 8.6352}
     for name, value in official.items():
         got = niqe(np.asarray(Image.open(ref / f"{name}_dist.png").convert("RGB")))
-        tolerance = 0.6 if name == "I19" else 0.01 * value
+        tolerance = 0.6 if name == "I19" else 0.03  # measured: I03 +0.009, I04 0.000, I06 +0.000, I08 +0.019
         assert abs(got - value) <= tolerance, (name, got, value)
 
 
@@ -135,7 +135,8 @@ def test_brisque_against_the_live_matlab_release():
 
     ref = shared_path("weights", "ref")
     official = {"I03": 94.6421, "I04": -0.1076, "I06": 0.9929, "I08": 5.3583, "I19": 72.2617}
-    tolerance = {"I03": 0.01 * 94.6421, "I04": 0.01, "I06": 0.15, "I08": 0.01 * 5.3583, "I19": 0.12 * 72.2617}
+    # Measured: I03 +0.005, I04 +0.0004, I06 +0.10, I08 -0.035, I19 -8.1.
+    tolerance = {"I03": 0.02, "I04": 0.002, "I06": 0.15, "I08": 0.05, "I19": 0.12 * 72.2617}
     for name, value in official.items():
         got = brisque(np.asarray(Image.open(ref / f"{name}_dist.png").convert("RGB")))
         assert abs(got - value) <= tolerance[name], (name, got, value)

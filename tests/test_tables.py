@@ -50,3 +50,20 @@ def test_bench_section_tabulates_bench_reports_and_shows_other_json_as_it_is(tmp
     text = "\n".join(tables._bench_sections(folder))
     assert "| resnet34 | full |" in text and "### `revamp bench` (a_bench.json)" in text
     assert '"samples_per_s": 6.2' in text and '"speedup": 1.1' in text
+
+
+def test_a_real_run_on_one_image_per_set(tmp_path):
+    """Every section evaluated for real (models, metrics, the spp baseline) on the first image of each set."""
+    import shutil
+
+    from conftest import require, shared_path
+
+    require(bool(shutil.which("ffmpeg")), "the system ffmpeg (Debian package ffmpeg)")
+    shared = shared_path("data", "eval").parents[1]
+    out = tmp_path / "results.md"
+    assert main(["tables", "--limit", "1", "--shared", str(shared), "--out", str(out), "--work", str(tmp_path / "work"), "-q"]) == 0
+    text = out.read_text()
+    for section in tables.SECTIONS.values():
+        assert section in text
+    assert "LIVE1 colour, 1 images" in text and "| default |" in text
+    assert "FFmpeg spp" in text  # the classical baseline row of the literature tables

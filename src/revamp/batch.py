@@ -30,10 +30,13 @@ def plan_jobs(inputs: list[str], outdir: Path, fmt: str) -> tuple[list[Job], lis
     jobs: list[Job] = []
     errors: list[tuple[Path, str]] = []
     seen: dict[Path, Path] = {}
+    out_resolved = outdir.resolve()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES and not p.name.startswith("."))
+            # An output folder inside the input folder holds earlier results, not inputs.
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES and not p.name.startswith(".")
+                           and not p.resolve().is_relative_to(out_resolved))
             pairs = [(p, p.relative_to(path)) for p in found]
             if not found:
                 errors.append((path, "folder contains no image files"))
