@@ -9,6 +9,7 @@ from pathlib import Path
 
 from revamp.imageio import MAX_PIXELS
 from revamp.registry import VIDEO_MODEL
+from revamp.video.io import PIPE
 
 EXIT_FAILED_FILES = 2  # a batch finished but some inputs failed
 
@@ -109,6 +110,8 @@ def cmd_video(args) -> int:
         raise CliError(f"model {args.model} upscales x{restorer.scale}, not x{args.scale}")
     options = VideoOptions(codec=args.codec, quality=args.crf, deinterlace=args.deinterlace,
                            stabilize=0.0 if args.no_stabilize else args.stabilize, segment_frames=args.segment_frames)
+    if PIPE in (args.input, args.output):
+        return _video_pipe(args, restorer, options)
     import torch
 
     from revamp.train.common import init_distributed
@@ -128,6 +131,31 @@ def cmd_video(args) -> int:
         print(f"revamp: warning: {args.input}: {note}", file=sys.stderr)
     kept = ", ".join(report.copied_streams) or "no other streams"
     print(f"revamp: {report.frames} frames -> {args.output} ({report.restored_frames} restored in this run; copied {kept})", file=sys.stderr)
+    if report.damage:
+        print(f"revamp: warning: damaged input: {report.damage}; every frame that decoded was restored", file=sys.stderr)
+        return EXIT_FAILED_FILES
+    return 0
+
+
+def _video_pipe(args, restorer, options) -> int:
+    """`revamp video` with stdin and/or stdout: streamed, no work folder, no resume."""
+    from revamp.video.io import VideoError
+    from revamp.video.job import restore_stream
+
+    if args.resume:
+        raise CliError("--resume needs files: a pipe cannot be read again")
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise CliError("torchrun shares a video file's segments; a pipe has one reader")
+    if args.output == PIPE and sys.stdout.isatty():
+        raise CliError("-o - writes a y4m stream to stdout: pipe it into another program (e.g. ffmpeg -f yuv4mpegpipe -i -)")
+    try:
+        report = restore_stream(args.input, args.output, restorer, options, overwrite=args.overwrite, quiet=args.quiet)
+    except VideoError as exc:
+        raise CliError(str(exc)) from None
+    for note in report.notes:
+        print(f"revamp: warning: {args.input}: {note}", file=sys.stderr)
+    where = "stdout (y4m)" if args.output == PIPE else args.output
+    print(f"revamp: {report.frames} frames -> {where}", file=sys.stderr)
     if report.damage:
         print(f"revamp: warning: damaged input: {report.damage}; every frame that decoded was restored", file=sys.stderr)
         return EXIT_FAILED_FILES
@@ -403,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.set_defaults(func=cmd_image)
 
     video = sub.add_parser("video", help="restore a video file (audio and subtitles are copied)")
-    video.add_argument("input", metavar="INPUT", help="video file (MPEG-2, MPEG-4, H.264, H.265, ... in any container FFmpeg reads)")
-    video.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (.mp4, .mov or .mkv)")
+    video.add_argument("input", metavar="INPUT", help="video file (MPEG-2, MPEG-4, H.264, H.265, ... in any container FFmpeg reads), "
+                                                     "or - for a stream on stdin (y4m, MPEG-TS, ...)")
+    video.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (.mp4, .mov or .mkv), or - for y4m on stdout")
     video.add_argument("--scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     video.add_argument("--codec", default="h264", choices=["h264", "h265", "ffv1", "prores"], help="output codec (default h264)")
     video.add_argument("--crf", type=_number(int, low=0, high=51), help="quality for h264/h265 (lower is better; default: from the input's quantisers, "

@@ -103,15 +103,22 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _probe(container) -> VideoInfo:
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
     first = None
     try:
-        for frame in container.decode(stream):
+        for frame in container.decode(container.streams.video[0]):
             first = frame
             break
     except av.error.FFmpegError:
         pass
+    return describe(container, first)
+
+
+def describe(container, first: av.VideoFrame | None) -> VideoInfo:
+    """The VideoInfo of ``container``'s first video stream, whose first decoded frame is ``first``
+    (None if none decoded): a pipe, which cannot be read twice, is described from the frame its
+    restoration decodes anyway."""
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
     height = ctx.height
     pix_fmt = ctx.format.name if ctx.format else None
     space = first.colorspace if first is not None else ctx.colorspace
@@ -227,6 +234,34 @@ def _drain(graph, report: DecodeReport, time_base: Fraction) -> Iterator[av.Vide
             frame.time_base = time_base
         report.frames += 1
         yield frame
+
+
+PIPE = "-"  # `revamp video - -o -`: read any stream FFmpeg reads from stdin, write y4m to stdout
+
+
+def open_pipe_input():
+    """stdin as an input container (y4m, MPEG-TS, ... whatever FFmpeg detects in the stream)."""
+    try:
+        container = av.open("pipe:0", "r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"stdin: not a readable video stream ({exc.strerror or exc})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError("stdin: the stream has no video")
+    return container
+
+
+def open_y4m_output(info: VideoInfo, pix_fmt: str, width: int, height: int):
+    """stdout as a yuv4mpegpipe (y4m) container with one stream of ``pix_fmt`` frames at the
+    input's frame rate; y4m carries the rate, size, chroma layout and colour range."""
+    container = av.open("pipe:1", "w", format="yuv4mpegpipe")
+    stream = container.add_stream("wrapped_avframe", rate=info.rate or Fraction(25))
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    stream.codec_context.color_range = info.color_range
+    stream.codec_context.colorspace = info.colorspace
+    if info.sample_aspect_ratio:
+        stream.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
+    return container, stream
 
 
 def check_output(path: Path, codec: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import os
 import shutil
@@ -29,14 +30,18 @@ from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_vi
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
+    PIPE,
     DecodeReport,
     VideoError,
     VideoInfo,
     check_output,
     decode_frames,
+    describe,
     frame_to_rgb,
     open_encoder_stream,
     open_input,
+    open_pipe_input,
+    open_y4m_output,
     output_crf,
     probe,
     rgb_to_frame,
@@ -210,6 +215,76 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
         report.copied_streams = _mux(src, dst, work, info, segments, _segment_format(options.codec))
         shutil.rmtree(work)
     return report
+
+
+Y4M_FORMATS = ("yuv420p", "yuv422p", "yuv444p")  # 8-bit layouts a y4m stream keeps as they come; others become yuv420p
+
+
+def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOptions | None = None, overwrite: bool = False,
+                   quiet: bool = False) -> VideoReport:
+    """`revamp video` through pipes: ``src`` a file or PIPE (stdin: any stream FFmpeg reads),
+    ``dst`` a file or PIPE (stdout: y4m). Frames are restored and written as they decode, with no
+    work folder and no resume; only the video is written (a pipeline maps audio from the source,
+    for example ffmpeg ... -map 0:v -map 1:a)."""
+    options = options or VideoOptions()
+    to_stdout = str(dst) == PIPE
+    if not to_stdout:
+        dst = Path(dst)
+        check_output(dst, options.codec)
+        if dst.exists() and not overwrite:
+            raise VideoError(f"{dst} exists (--overwrite replaces it)")
+        tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")  # renamed into place when complete
+    container = open_pipe_input() if str(src) == PIPE else open_input(src)
+    out = None
+    try:
+        decode, report = DecodeReport(), VideoReport()
+        frames = decode_frames(container, decode, options.deinterlace, export_qp=True)
+        first = next(frames, None)
+        if first is None:
+            raise VideoError(f"{'stdin' if str(src) == PIPE else src}: no video frame could be decoded")
+        info = describe(container, first)
+        report.notes = info.notes()
+        codec = container.streams.video[0].codec_context.name
+        scale, n = restorer.scale, restorer.neighbours
+        width, height = first.width // 2 * 2 * scale, first.height // 2 * 2 * scale
+        if to_stdout:
+            pix_fmt = first.format.name if first.format.name in Y4M_FORMATS else "yuv420p"
+            out, stream = open_y4m_output(info, pix_fmt, width, height)
+        else:
+            pix_fmt = CODECS[options.codec][1]
+            out = av.open(str(tmp), "w")
+            quality = options.quality if options.quality is not None or CODECS[options.codec][2] != "crf" else output_crf(None)
+            stream = open_encoder_stream(out, options.codec, quality, info, width, height)
+        stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
+        dis = dis_flow(refine=False) if n else None
+        bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
+        for index, (frame, context) in enumerate(_with_context(itertools.chain([first], frames), n, info)):
+            rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
+            restored = restore_frame(restorer, rgb, stabilizer, hint_for_video_frame(frame, codec), None, around, codec)
+            encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
+            encoded.pts = index if to_stdout else frame.pts
+            if not to_stdout:
+                encoded.time_base = info.time_base
+            for packet in stream.encode(encoded):
+                out.mux(packet)
+            report.restored_frames += 1
+            bar.update()
+        bar.close()
+        for packet in stream.encode(None):
+            out.mux(packet)
+        out.close()
+        if not to_stdout:
+            os.replace(tmp, dst)
+        report.frames, report.damage = decode.frames, decode.problems()
+        return report
+    except BaseException:
+        if not to_stdout:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if out is not None:
+            out.close()
+        container.close()
 
 
 def _restore_segments(container, info: VideoInfo, work: Path, restorer, options: VideoOptions, decode: DecodeReport,
