@@ -65,3 +65,117 @@ def test_pipes_refuse_resume_and_a_terminal(tmp_path, capsys):
 
     assert main(["video", "-", "-o", str(tmp_path / "x.mkv"), "--resume", "-q"]) == 1
     assert "--resume needs files" in capsys.readouterr().err
+
+
+def _images(folder, count: int, size: int = 96):
+    from conftest import write_images
+
+    return write_images(folder, count, size, size)
+
+
+def _worker(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    import os
+
+    return subprocess.Popen([sys.executable, "-m", "revamp.cli", "image", *args, "-q"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **(env or {})))
+
+
+def test_three_workers_on_one_folder_restore_each_image_once(tmp_path):
+    import json
+
+    src = _images(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    workers = [_worker([str(src), "-o", str(out), "--report", str(tmp_path / f"report{i}.json")]) for i in range(3)]
+    for w in workers:
+        assert w.wait(timeout=600) == 0, w.stderr.read()[-2000:]
+    reports = [json.loads((tmp_path / f"report{i}.json").read_text()) for i in range(3)]
+    done = [p for r in reports for p in r["done"]]
+    assert len(done) == len(set(done)) == 12  # every image restored, none twice
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{i}.png" for i in range(12))
+    for r in reports:  # each worker accounts for all 12: done by it, or by another (claimed, or finished: skipped)
+        assert len(r["done"]) + len(r["skipped"]) + len(r["claimed_by_other_workers"]) == 12 and not r["failed"]
+
+
+def test_a_killed_worker_leaves_no_partial_output_and_the_next_run_finishes(tmp_path):
+    import signal
+    import time
+
+    src = _images(tmp_path / "in", 3, size=1024)  # big enough to be killed mid-file
+    out = tmp_path / "out"
+    worker = _worker([str(src), "-o", str(out), "--tile", "256"])
+    deadline = time.monotonic() + 300
+    while not list((out / ".revamp-claims").glob("*.lock")) if out.exists() else True:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert len(list(out.glob("*.png"))) < 3  # it was killed mid-way
+    assert not [p for p in out.iterdir() if p.is_file() and p.suffix != ".png"]  # no temporary files
+    for p in out.glob("*.png"):  # whatever is there is whole
+        from PIL import Image
+
+        with Image.open(p) as im:
+            im.load()
+    again = _worker([str(src), "-o", str(out), "--tile", "256"])
+    assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png", "2.png"]
+
+
+def test_manifest_aliases_and_slurm_shards(tmp_path, capsys):
+    import os
+
+    from revamp.cli import main
+
+    src = _images(tmp_path / "in", 4, size=64)
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"# archive\n{src / '0.png'}\n\n{src / '2.png'}\n")
+    assert main(["image", "--manifest", str(manifest), "-i", str(src / "3.png"), "-o", str(tmp_path / "m"), "-n", "default",
+                 "-t", "128", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.png")) == ["0.png", "2.png", "3.png"]
+    assert main(["image", "-o", str(tmp_path / "none"), "-q"]) == 1
+    assert "no inputs" in capsys.readouterr().err
+    for task in (3, 4):  # a Slurm array 3-4: two static shards of the four files
+        env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": "3", "SLURM_ARRAY_TASK_COUNT": "2"}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            assert main(["image", str(src), "-o", str(tmp_path / "slurm"), "-q"]) == 0
+        finally:
+            for k, v in old.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        assert f"shard {task - 3}/2: 2 restored" in capsys.readouterr().err
+    assert len(list((tmp_path / "slurm").glob("*.png"))) == 4
+
+
+def test_version_and_scale_alias():
+    out = subprocess.run([sys.executable, "-m", "revamp.cli", "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("revamp ")
+    from revamp.cli import build_parser
+
+    assert build_parser().parse_args(["video", "a.mp4", "-o", "b.mp4", "-s", "2"]).scale == 2
+
+
+def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
+    """revamp.video.job.restore_frames (numpy frames in, restored frames out) against the clip path
+    of `revamp eval --video`: the same frames, single-frame and multi-frame models alike."""
+    import numpy as np
+    import torch
+    from videos import moving_frames
+
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.restorer import Restorer
+    from revamp.video.evaluate import restore_clip
+    from revamp.video.job import restore_frames
+
+    frames = moving_frames(5, 64, 96, seed=4)
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2, neighbours=1))
+    with torch.no_grad():
+        model.to_rgb.weight.normal_(0, 0.01)
+    save_model(model, tmp_path / "mf.safetensors", name="mf", task="test", recipe={}, half=False)
+    for restorer in (Restorer("video", device="cpu"), Restorer(str(tmp_path / "mf.safetensors"), device="cpu")):
+        streamed = list(restore_frames(restorer, iter(frames)))
+        reference = restore_clip(restorer, frames, 0.5)
+        assert len(streamed) == 5 and all(np.array_equal(a, b) for a, b in zip(streamed, reference))

@@ -1,6 +1,19 @@
-"""Restoring many image files: input discovery, output naming, per-file errors, a summary."""
+"""Restoring many image files: input discovery, output naming, per-file errors, a summary, and
+several workers sharing one archive.
+
+Workers (processes on one machine, or on several that share the output folder's file system)
+split the work by claiming each file before restoring it: an exclusive lock (fcntl.lockf) on a
+claim file in OUTDIR/.revamp-claims/. A worker that finds a file locked leaves it to its owner;
+one that gets the lock and finds the output written skips it. The kernel releases a crashed
+worker's lock at once (NFS: when the client's lease expires), so its file is taken by the next
+worker; outputs are written atomically, so a crash leaves no half-written picture.
+"""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +33,51 @@ class Job:
 @dataclass
 class BatchReport:
     done: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # the output exists
+    claimed: list[Path] = field(default_factory=list)  # another worker is restoring it
     failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"done": [str(p) for p in self.done], "skipped": [str(p) for p in self.skipped],
+                           "claimed_by_other_workers": [str(p) for p in self.claimed],
+                           "failed": [{"input": str(p), "reason": r} for p, r in self.failed]}, indent=1)
+
+
+CLAIMS = ".revamp-claims"
+
+
+class Claim:
+    """An exclusive, crash-safe claim on one output (see the module docstring)."""
+
+    def __init__(self, target: Path):
+        folder = target.parent / CLAIMS
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / (hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32] + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock; the file stays for the next run (it is empty)
+            self.fd = None
+
+
+def read_manifest(path: str | Path) -> list[str]:
+    """One input path per line; blank lines and lines starting with # are ignored."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read manifest {path}: {exc}") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def plan_jobs(inputs: list[str], outdir: Path, fmt: str) -> tuple[list[Job], list[tuple[Path, str]]]:
@@ -67,29 +123,44 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             report.failed.append((job.source, "output would replace the input file"))
             tqdm.write(f"revamp: error: {job.source}: output would replace the input file", file=sys.stderr)
             continue
+        claim = Claim(job.target)
+        if not claim.acquire():
+            report.claimed.append(job.source)
+            continue
         try:
-            pic = read_image(job.source, max_pixels)
-            for note in pic.warnings:
-                tqdm.write(f"revamp: warning: {job.source}: {note}", file=sys.stderr)
-            tiles, done = restorer.tile_count(*pic.size), [0]
-
-            def on_tile() -> None:  # big images: show progress inside the image too
-                done[0] += 1
-                if tiles > 1:
-                    bar.set_postfix_str(f"{job.source.name[-30:]} tile {done[0]}/{tiles}")
-
-            # Codec-aware models: the file's JPEG tables, else the pixel estimator, else blind.
-            hint = hint_for_image(job.source, pic.rgb) if restorer.codec_aware else None
-            out = restorer.restore_picture(pic, on_tile, inplace=True, hint=hint)  # pic is not needed afterwards
-            save_image(out, job.target, fmt)
-            report.done.append(job.source)
-        except ImageReadError as exc:
-            report.failed.append((job.source, str(exc).removeprefix(f"{job.source}: ")))
-            tqdm.write(f"revamp: error: {exc}", file=sys.stderr)
-        except (OSError, ValueError, RuntimeError) as exc:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            if isinstance(exc, RuntimeError) and "memory" in msg.lower():
-                msg += " (try a smaller --tile)"
-            report.failed.append((job.source, msg))
-            tqdm.write(f"revamp: error: {job.source}: {msg}", file=sys.stderr)
+            if job.target.exists() and not overwrite:  # another worker finished it since we looked
+                report.skipped.append(job.source)
+                continue
+            _restore_one(restorer, job, fmt, max_pixels, bar, report)
+        finally:
+            claim.release()
     return report
+
+
+def _restore_one(restorer, job: Job, fmt: str, max_pixels: int, bar, report: BatchReport) -> None:
+    """Restore one claimed file; errors are the file's, reported and recorded, and the batch goes on."""
+    try:
+        pic = read_image(job.source, max_pixels)
+        for note in pic.warnings:
+            tqdm.write(f"revamp: warning: {job.source}: {note}", file=sys.stderr)
+        tiles, done = restorer.tile_count(*pic.size), [0]
+
+        def on_tile() -> None:  # big images: show progress inside the image too
+            done[0] += 1
+            if tiles > 1:
+                bar.set_postfix_str(f"{job.source.name[-30:]} tile {done[0]}/{tiles}")
+
+        # Codec-aware models: the file's JPEG tables, else the pixel estimator, else blind.
+        hint = hint_for_image(job.source, pic.rgb) if restorer.codec_aware else None
+        out = restorer.restore_picture(pic, on_tile, inplace=True, hint=hint)  # pic is not needed afterwards
+        save_image(out, job.target, fmt)
+        report.done.append(job.source)
+    except ImageReadError as exc:
+        report.failed.append((job.source, str(exc).removeprefix(f"{job.source}: ")))
+        tqdm.write(f"revamp: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, RuntimeError) and "memory" in msg.lower():
+            msg += " (try a smaller --tile)"
+        report.failed.append((job.source, msg))
+        tqdm.write(f"revamp: error: {job.source}: {msg}", file=sys.stderr)

@@ -73,6 +73,8 @@ def _print_summary(report, outdir: Path, prefix: str = "") -> int:
     parts = [f"{prefix}{len(report.done)} restored"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite replaces it)")
+    if getattr(report, "claimed", None):
+        parts.append(f"{len(report.claimed)} left to other workers")
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
     print(f"revamp: {', '.join(parts)}; outputs in {outdir}", file=sys.stderr)
@@ -81,22 +83,51 @@ def _print_summary(report, outdir: Path, prefix: str = "") -> int:
     return EXIT_FAILED_FILES if report.failed else 0
 
 
+def _static_shard() -> tuple[int, int]:
+    """(rank, world) of a statically sharded run: torchrun (RANK, WORLD_SIZE) or a Slurm array
+    job (SLURM_ARRAY_TASK_ID from SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT); else (0, 1)."""
+    env = os.environ
+    if int(env.get("WORLD_SIZE", 1)) > 1:
+        return int(env.get("RANK", 0)), int(env["WORLD_SIZE"])
+    if int(env.get("SLURM_ARRAY_TASK_COUNT", 1)) > 1:
+        return int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0)), int(env["SLURM_ARRAY_TASK_COUNT"])
+    return 0, 1
+
+
 def cmd_image(args) -> int:
-    from revamp.batch import BatchReport, plan_jobs, run_batch
+    from revamp.batch import BatchReport, plan_jobs, read_manifest, run_batch
 
     outdir = Path(args.output)
-    jobs, errors = plan_jobs(args.inputs, outdir, args.format)
-    # Under torchrun every process plans the same sorted job list and takes every WORLD_SIZE-th
-    # job from its RANK: each file is restored exactly once, with no communication needed.
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    inputs = args.inputs + args.input
+    if args.manifest:
+        try:
+            inputs += read_manifest(args.manifest)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    if not inputs:
+        raise CliError("no inputs: give files or folders, -i/--input, or --manifest FILE")
+    if args.outscale:
+        args.model = {1: args.model, 2: "sr2x", 4: "sr4x"}[args.outscale] if args.model == "default" else args.model
+    jobs, errors = plan_jobs(inputs, outdir, args.format)
+    # Static shards (torchrun ranks, Slurm array tasks): every process plans the same sorted job
+    # list and takes every world-th job from its rank, with no communication needed. Processes
+    # started without one share the work through claims instead (revamp.batch).
+    rank, world = _static_shard()
     if world > 1:
         jobs, errors = jobs[rank::world], errors if rank == 0 else []
     for path, reason in errors:
         print(f"revamp: error: {path}: {reason}", file=sys.stderr)
-    report = (run_batch(_restorer(args), jobs, args.format, args.overwrite, quiet=args.quiet or rank > 0, max_pixels=args.max_pixels)
+    restorer = _restorer(args) if jobs else None
+    if restorer is not None and args.outscale and restorer.scale != args.outscale:
+        raise CliError(f"model {args.model} upscales x{restorer.scale}, not x{args.outscale}")
+    report = (run_batch(restorer, jobs, args.format, args.overwrite, quiet=args.quiet or rank > 0, max_pixels=args.max_pixels)
               if jobs else BatchReport())
     report.failed = errors + report.failed
-    return _print_summary(report, outdir, f"rank {rank}/{world}: " if world > 1 else "")
+    if args.report:
+        from revamp.imageio import write_atomic
+
+        write_atomic(args.report, report.to_json().encode())
+    return _print_summary(report, outdir, f"shard {rank}/{world}: " if world > 1 else "")
 
 
 def cmd_video(args) -> int:
@@ -400,8 +431,9 @@ def cmd_train_plot(args) -> int:
 
 def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "default", backend: str = "auto", tile: int = 512) -> None:
     if model:
-        p.add_argument("--model", default=model, help=f"shipped model name (see `revamp models`; default {model}) or a .safetensors file")
-    p.add_argument("--tile", type=_number(int, low=64, multiple=32), default=tile,
+        p.add_argument("-n", "--model", "--model-name", dest="model", default=model,
+                       help=f"shipped model name (see `revamp models`; default {model}) or a .safetensors file")
+    p.add_argument("-t", "--tile", type=_number(int, low=64, multiple=32), default=tile,
                    help=f"tile size in input pixels, a multiple of 32, at least 64 (default {tile})")
     p.add_argument("--tile-overlap", type=_number(int, low=0), default=64, help="overlap between tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -421,7 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     image = sub.add_parser("image", help="restore image files and folders")
-    image.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    image.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
+    image.add_argument("-i", "--input", action="append", default=[], metavar="INPUT", help="an input file or folder (Real-ESRGAN's flag); repeat")
+    image.add_argument("--manifest", metavar="FILE", help="a file listing one input path per line")
+    image.add_argument("--report", metavar="FILE", help="write what was done, skipped, left to other workers and failed as JSON")
+    image.add_argument("-s", "--outscale", type=int, choices=[1, 2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     image.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (input folder structure is kept)")
     image.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tiff"], help="output format (default png)")
     image.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
@@ -434,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("input", metavar="INPUT", help="video file (MPEG-2, MPEG-4, H.264, H.265, ... in any container FFmpeg reads), "
                                                      "or - for a stream on stdin (y4m, MPEG-TS, ...)")
     video.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (.mp4, .mov or .mkv), or - for y4m on stdout")
-    video.add_argument("--scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
+    video.add_argument("-s", "--scale", "--outscale", dest="scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     video.add_argument("--codec", default="h264", choices=["h264", "h265", "ffv1", "prores"], help="output codec (default h264)")
     video.add_argument("--crf", type=_number(int, low=0, high=51), help="quality for h264/h265 (lower is better; default: from the input's quantisers, "
                                                  "fine enough to keep the restoration, 4-12)")

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
@@ -146,6 +147,27 @@ def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | No
     if stabilizer:
         restored = stabilizer.blend(restored, motion.result() if motion else stabilizer.measure(rgb, tolerance))
     return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = 0.5) -> Iterator[np.ndarray]:
+    """For other tools (VapourSynth, ffmpeg-python, OpenCV loops): uint8 RGB frames (H x W x 3) in
+    display order in, their restorations out, one for one and as they come, as `revamp video`
+    restores a file (the stabiliser at ``stabilize``, 0 for none; a multi-frame model's
+    neighbours, which delays the output by its window). Raw frames carry no quantisers, so a
+    codec-aware model runs blind on them."""
+    stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
+    n = restorer.neighbours
+    if not n:
+        for rgb in frames:
+            yield restore_frame(restorer, rgb, stabilizer)
+        return
+    dis = dis_flow(refine=False)
+    window: deque = deque([None] * n, maxlen=2 * n + 1)
+    for rgb in itertools.chain(frames, [None] * n):
+        window.append(rgb)
+        if len(window) == window.maxlen and window[n] is not None:
+            context = list(window)
+            yield restore_frame(restorer, context[n], stabilizer, neighbours=neighbour_planes(context, n, n, dis))
 
 
 QP_PROBE_FRAMES = 24
