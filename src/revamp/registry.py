@@ -27,7 +27,7 @@ SHIPPED = {
         ShippedModel(
             name="default",
             file="default.safetensors",
-            task="JPEG and video-codec artifact removal (any quality), light decoder, codec-aware: reads the quantiser, obeys --strength",
+            task="JPEG and video-codec artifact removal (any quality), light decoder, codec-aware: reads the quantiser",
             quality="LIVE1 colour q20, RGB PSNR / LPIPS: JPEG 28.06 / 0.180 -> 28.92 / 0.108",
         ),
         ShippedModel(

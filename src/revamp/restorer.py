@@ -6,8 +6,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from revamp.codec import CodecHint, hint_for_image, jpeg_step
@@ -25,6 +27,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
+# Strength above 1 blends in a Gaussian blur of the restored tile (sigma in pixels): a low-pass,
+# so high-frequency energy falls at every step from strength 1 to 2, whatever the picture (an
+# edge-preserving bilateral filter sharpens edges and raised it on some pictures).
+# bench/strength.py, docs/codec.md.
+SMOOTHING_SIGMA = 0.7
 
 
 def pick_backend(backend: str, device: torch.device) -> str:
@@ -68,6 +75,8 @@ class Restorer:
     ``compile``: torch.compile the network (torch backends; see ``compile_for_inference``).
     ``even_tiles``: cut each picture into tiles of about equal size, as many as ``tile`` gives
     (``revamp.tiling.even_tile``; `revamp video`, whose frames' tiles run side by side).
+    ``strength`` (0 to 2): 1 is the model as trained; 0 gives the input back, 0.5 half of the
+    model's correction; above 1 the result is also slightly blurred (``_strengthen``).
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch",
@@ -104,6 +113,9 @@ class Restorer:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        return self._strengthen(x, self._network(x))
+
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
         if self.onnx is not None:
             return self.onnx(x).clamp_(0, 1)
         x = x.to(self.device)
@@ -120,6 +132,24 @@ class Restorer:
                 self.model = self.eager_model
                 y = self.model(x)
         return y.float().clamp_(0, 1)
+
+    def _strengthen(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``strength`` on one batch of tiles (input ``x``, the network's output ``y``): up to 1, that
+        share of the network's correction of the input (0 gives the input back; for super-resolution,
+        its bicubic upscale); above 1, the full correction, then that much (strength - 1) of a
+        slight blur of it."""
+        s = self.strength
+        if s == 1:
+            return y
+        if s < 1:
+            base = x[:, :3].to(y.device, y.dtype)  # may be a view of the picture: not written to
+            if self.scale > 1:
+                base = F.interpolate(base, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp_(0, 1)
+            return torch.lerp(base, y, s)
+        out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        for image in out:
+            image += (s - 1) * (cv2.GaussianBlur(image, (0, 0), SMOOTHING_SIGMA) - image)
+        return torch.from_numpy(out).permute(0, 3, 1, 2).to(y.device).clamp_(0, 1)
 
     def tile_size(self, width: int, height: int) -> Tile:
         if self.even_tiles:
@@ -141,7 +171,7 @@ class Restorer:
         condition = None
         if self.codec_aware:
             hint = hint if hint is not None else hint_for_image(None, rgb)
-            condition = functools.partial(hint.planes, strength=self.strength)
+            condition = hint.planes
         if self.neighbours:
             if neighbours is None:
                 from revamp.video.neighbours import still_planes

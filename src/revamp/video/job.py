@@ -279,14 +279,18 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
             stream = open_encoder_stream(out, options.codec, quality, info, width, height)
         stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
         dis = dis_flow(refine=False) if n else None
+        last_pts = None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
         for index, (frame, context) in enumerate(_with_context(itertools.chain([first], frames), n, info)):
             rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
             restored = restore_frame(restorer, rgb, stabilizer, hint_for_video_frame(frame, codec), None, around, codec)
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
-            encoded.pts = index if to_stdout else frame.pts
-            if not to_stdout:
-                encoded.time_base = info.time_base
+            if to_stdout:
+                encoded.pts = index  # y4m is constant-rate: frame numbers
+            else:  # the input's timestamps, kept strictly increasing for the muxer
+                pts = frame.pts if frame.pts is not None and (last_pts is None or frame.pts > last_pts) else (
+                    0 if last_pts is None else last_pts + 1)
+                encoded.pts, encoded.time_base, last_pts = pts, info.time_base, pts
             for packet in stream.encode(encoded):
                 out.mux(packet)
             report.restored_frames += 1
