@@ -130,7 +130,7 @@ def test_torchrun_shards_a_folder_across_two_ranks(tmp_path):
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "revamp.cli", "image", str(src),
                            "-o", str(tmp_path / "sharded"), "-q"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "rank 0/2: 3 restored" in proc.stderr and "rank 1/2: 2 restored" in proc.stderr
+    assert "shard 0/2: 3 restored" in proc.stderr and "shard 1/2: 2 restored" in proc.stderr
     assert main(["image", str(src), "-o", str(tmp_path / "single"), "-q"]) == 0
     for i in range(5):
         a, b = (np.asarray(Image.open(tmp_path / d / f"{i}.png")) for d in ("sharded", "single"))

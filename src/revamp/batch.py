@@ -6,7 +6,8 @@ split the work by claiming each file before restoring it: an exclusive lock (fcn
 claim file in OUTDIR/.revamp-claims/. A worker that finds a file locked leaves it to its owner;
 one that gets the lock and finds the output written skips it. The kernel releases a crashed
 worker's lock at once (NFS: when the client's lease expires), so its file is taken by the next
-worker; outputs are written atomically, so a crash leaves no half-written picture.
+worker; outputs are written atomically, so a crash leaves no half-written picture. Claims are
+removed as files finish, and the folder with the last one.
 """
 from __future__ import annotations
 
@@ -50,13 +51,19 @@ class Claim:
     """An exclusive, crash-safe claim on one output (see the module docstring)."""
 
     def __init__(self, target: Path):
-        folder = target.parent / CLAIMS
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / (hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32] + ".lock")
+        self.path = target.parent / CLAIMS / (hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32] + ".lock")
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(5):  # another worker may remove the folder between our mkdir and open
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise OSError(f"cannot create a claim in {self.path.parent}")
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -66,9 +73,16 @@ class Claim:
         return True
 
     def release(self) -> None:
+        """Unlink, then unlock. A worker that opened the file before the unlink and locks it after
+        finds the output written (run_batch checks again after every claim), so it is safe."""
         if self.fd is not None:
-            os.close(self.fd)  # closing releases the lock; the file stays for the next run (it is empty)
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
             self.fd = None
+            try:
+                self.path.parent.rmdir()  # the last worker out removes the folder
+            except OSError:
+                pass  # others are still working
 
 
 def read_manifest(path: str | Path) -> list[str]:
@@ -124,7 +138,14 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             tqdm.write(f"revamp: error: {job.source}: output would replace the input file", file=sys.stderr)
             continue
         claim = Claim(job.target)
-        if not claim.acquire():
+        try:
+            claimed = claim.acquire()
+        except OSError as exc:  # an output folder we cannot write to
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            report.failed.append((job.source, msg))
+            tqdm.write(f"revamp: error: {job.source}: {msg}", file=sys.stderr)
+            continue
+        if not claimed:
             report.claimed.append(job.source)
             continue
         try:

@@ -97,6 +97,7 @@ def read_video_qp(path: str | Path, max_frames: int | None = None) -> Iterator[F
         if stream.codec_context.name not in QP_MAP_CODECS:
             raise ValueError(f"{path}: FFmpeg exports quantiser maps for H.264, MPEG-2 and MPEG-4, not {stream.codec_context.name}")
         stream.codec_context.options = {"export_side_data": "venc_params"}
+        stream.thread_type = "SLICE"  # frame threads race the export (revamp.video.io.decode_frames)
         for index, frame in enumerate(container.decode(stream)):
             if max_frames is not None and index >= max_frames:
                 return

@@ -184,7 +184,9 @@ def decode_frames(container, report: DecodeReport, deinterlace: str | None = Non
     """Every frame that decodes, in display order; damage is counted in ``report``, not raised.
     ``export_qp``: frames carry the decoder's quantiser maps (VideoEncParams side data)."""
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    # Frame threads race the export of quantiser maps (FFmpeg 7: a frame now and then comes with
+    # another frame's map, or an empty one, under load); slice threads do not.
+    stream.thread_type = "SLICE" if export_qp else "AUTO"
     if export_qp:
         stream.codec_context.options = {"export_side_data": "venc_params"}
     # bwdif/yadif in frame mode: one output frame per input frame.
