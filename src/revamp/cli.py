@@ -440,8 +440,8 @@ def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "defa
     p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
                    help=f"inference engine (default {backend}; auto: the fastest measured on this kind of machine)")
     p.add_argument("--strength", type=_number(float, low=0, high=2), default=1.0, metavar="S",
-                   help="codec-aware models: scale the quantiser the file reports, 0 to 2 (lower keeps more detail, "
-                        "higher smooths more; default 1)")
+                   help="how much of the model's correction to keep, 0 to 2: 0 returns the input, 1 is the model as "
+                        "trained (default), above 1 also smooths")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

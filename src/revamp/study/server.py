@@ -3,7 +3,10 @@
 Raters join with a name and get a secret token (kept by their browser), then see the images of
 a study one at a time in their own random order, every method's version side by side under
 neutral labels in a per-rater random order, and score each. Every request is validated: bad
-input gets a 4xx answer with a one-line JSON error, never a 500. Images are served by database
+input gets a 4xx answer with a one-line JSON error. Bodies are read before the app's lock is
+taken and sockets time out, so a slow client holds up no one; requests for another host name
+(DNS rebinding), from another site's page (Origin) or with a non-JSON body (a CSRF form) are
+refused. Images are served by database
 id only, from the paths recorded when the study was created, so no URL can reach another file.
 """
 from __future__ import annotations
