@@ -374,17 +374,16 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
     assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 7 and output_crf(50) == OUTPUT_CRF_MAX
 
 
-def test_context_windows_reach_past_both_ends_and_every_frame_comes_once(monkeypatch):
+def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
     from revamp.video import job
 
     class Frame:
         def __init__(self, i):
             self.i = i
 
-    monkeypatch.setattr(job, "frame_to_rgb", lambda frame, info: frame.i)  # a frame's "RGB" is its index
     for count in (0, 1, 2, 5):
         for n in (0, 1, 2):
-            out = list(job._with_context((Frame(i) for i in range(count)), n, None))
+            out = list(job._with_context((Frame(i) for i in range(count)), n, lambda frame: frame.i))  # "RGB": the index
             assert [f.i for f, _ in out] == list(range(count))
             for i, (_, context) in enumerate(out):
                 assert context == ([j if 0 <= j < count else None for j in range(i - n, i + n + 1)] if n else None)

@@ -73,7 +73,7 @@ def _print_summary(report, outdir: Path, prefix: str = "") -> int:
     parts = [f"{prefix}{len(report.done)} restored"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite replaces it)")
-    if getattr(report, "claimed", None):
+    if report.claimed:
         parts.append(f"{len(report.claimed)} left to other workers")
     if report.failed:
         parts.append(f"{len(report.failed)} failed")

@@ -149,6 +149,33 @@ def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | No
     return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def _restore_decoded(restorer, frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, stabilizer, dis,
+                     helper: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """A decoded frame (``context``: its window from _with_context, multi-frame models) restored
+    with the quantisers the decoder exported, as both `revamp video` paths do."""
+    n = restorer.neighbours
+    rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
+    return restore_frame(restorer, rgb, stabilizer, hint_for_video_frame(frame, codec), helper, around, codec)
+
+
+def _output_size(frame: av.VideoFrame, scale: int) -> tuple[int, int]:
+    """(width, height) written for a frame: scaled, and even, as 4:2:0 needs (VideoInfo.notes)."""
+    return frame.width // 2 * 2 * scale, frame.height // 2 * 2 * scale
+
+
+def _next_pts(pts: int | None, last: int | None, step: int) -> int:
+    """A frame's timestamp, made up (one frame duration on) where it has none and kept strictly
+    increasing for the muxer."""
+    if pts is None:
+        pts = last + step if last is not None else 0
+    return last + 1 if last is not None and pts <= last else pts
+
+
+def _frame_step(info: VideoInfo) -> int:
+    """One frame's duration in the stream's time base."""
+    return round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
+
+
 def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = 0.5) -> Iterator[np.ndarray]:
     """For other tools (VapourSynth, ffmpeg-python, OpenCV loops): uint8 RGB frames (H x W x 3) in
     display order in, their restorations out, one for one and as they come, as `revamp video`
@@ -157,17 +184,9 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = 0.
     codec-aware model runs blind on them."""
     stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
     n = restorer.neighbours
-    if not n:
-        for rgb in frames:
-            yield restore_frame(restorer, rgb, stabilizer)
-        return
-    dis = dis_flow(refine=False)
-    window: deque = deque([None] * n, maxlen=2 * n + 1)
-    for rgb in itertools.chain(frames, [None] * n):
-        window.append(rgb)
-        if len(window) == window.maxlen and window[n] is not None:
-            context = list(window)
-            yield restore_frame(restorer, context[n], stabilizer, neighbours=neighbour_planes(context, n, n, dis))
+    dis = dis_flow(refine=False) if n else None
+    for rgb, context in _with_context(frames, n, lambda rgb: rgb):
+        yield restore_frame(restorer, rgb, stabilizer, neighbours=neighbour_planes(context, n, n, dis) if n else None)
 
 
 QP_PROBE_FRAMES = 24
@@ -268,7 +287,7 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
         report.notes = info.notes()
         codec = container.streams.video[0].codec_context.name
         scale, n = restorer.scale, restorer.neighbours
-        width, height = first.width // 2 * 2 * scale, first.height // 2 * 2 * scale
+        width, height = _output_size(first, scale)
         if to_stdout:
             pix_fmt = first.format.name if first.format.name in Y4M_FORMATS else "yuv420p"
             out, stream = open_y4m_output(info, pix_fmt, width, height)
@@ -279,18 +298,17 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
             stream = open_encoder_stream(out, options.codec, quality, info, width, height)
         stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
         dis = dis_flow(refine=False) if n else None
-        last_pts = None
+        step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
-        for index, (frame, context) in enumerate(_with_context(itertools.chain([first], frames), n, info)):
-            rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
-            restored = restore_frame(restorer, rgb, stabilizer, hint_for_video_frame(frame, codec), None, around, codec)
+        frames_rgb = _with_context(itertools.chain([first], frames), n, lambda f: frame_to_rgb(f, info))
+        for index, (frame, context) in enumerate(frames_rgb):
+            restored = _restore_decoded(restorer, frame, context, info, codec, stabilizer, dis)
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
             if to_stdout:
                 encoded.pts = index  # y4m is constant-rate: frame numbers
-            else:  # the input's timestamps, kept strictly increasing for the muxer
-                pts = frame.pts if frame.pts is not None and (last_pts is None or frame.pts > last_pts) else (
-                    0 if last_pts is None else last_pts + 1)
-                encoded.pts, encoded.time_base, last_pts = pts, info.time_base, pts
+            else:  # the input's timestamps
+                last_pts = _next_pts(frame.pts, last_pts, step)
+                encoded.pts, encoded.time_base = last_pts, info.time_base
             for packet in stream.encode(encoded):
                 out.mux(packet)
             report.restored_frames += 1
@@ -324,19 +342,16 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     bar = tqdm(total=total, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
     writer: _SegmentWriter | None = None
     helper = ThreadPoolExecutor(1, thread_name_prefix="revamp-motion") if stabilizer else None
-    step = round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
+    step = _frame_step(info)
     last_pts, end_s = None, 0.0
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
         frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or stabilizer is not None)
-        for index, (frame, context) in enumerate(_with_context(frames, n, info)):
+        for index, (frame, context) in enumerate(_with_context(frames, n, lambda f: frame_to_rgb(f, info))):
             segment, offset = divmod(index, options.segment_frames)
-            pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
-            if last_pts is not None and pts <= last_pts:
-                pts = last_pts + 1  # keep timestamps strictly increasing for the muxer
-            last_pts = pts
+            pts = last_pts = _next_pts(frame.pts, last_pts, step)
             end_s = float((pts + (frame.duration or step)) * info.time_base)
             if _segment_path(work, segment).exists() or (owned and not owned(segment)):
                 bar.update()
@@ -344,13 +359,10 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
             if offset == 0:
                 if writer is not None:
                     writer.close()
-                writer = _SegmentWriter(_segment_path(work, segment), options, info, frame.width // 2 * 2 * scale,
-                                        frame.height // 2 * 2 * scale)
+                writer = _SegmentWriter(_segment_path(work, segment), options, info, *_output_size(frame, scale))
                 if stabilizer:
                     stabilizer.reset()
-            hint = hint_for_video_frame(frame, codec)
-            rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
-            writer.write(restore_frame(restorer, rgb, stabilizer, hint, helper, around, codec), pts, frame.duration)
+            writer.write(_restore_decoded(restorer, frame, context, info, codec, stabilizer, dis, helper), pts, frame.duration)
             report.restored_frames += 1
             bar.update()
         if writer is not None:
@@ -366,16 +378,17 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
             writer.tmp.unlink(missing_ok=True)
 
 
-def _with_context(frames, n: int, info: VideoInfo):
-    """(frame, the RGB of frames index-n .. index+n, None beyond the video's ends) in display
-    order: multi-frame models see n frames ahead. With n = 0: (frame, None), nothing converted."""
+def _with_context(frames, n: int, to_rgb):
+    """(frame, the RGB (``to_rgb(frame)``) of frames index-n .. index+n, None beyond the video's
+    ends) in display order: multi-frame models see n frames ahead. With n = 0: (frame, None),
+    nothing converted."""
     if not n:
         yield from ((frame, None) for frame in frames)
         return
     window: deque = deque([None] * n, maxlen=2 * n + 1)
     pending = 0  # frames read but not yet given out
     for frame in frames:
-        window.append((frame, frame_to_rgb(frame, info)))
+        window.append((frame, to_rgb(frame)))
         pending += 1
         if len(window) == window.maxlen:
             pending -= 1
