@@ -35,7 +35,7 @@ DEGRADATIONS = [("h264", 27), ("h264", 32), ("h264", 37), ("h264", 42), ("mpeg2"
 
 def stabilised_gain(comp, raw, refs, base: float, tolerances) -> float:
     stabilizer = TemporalStabilizer(0.5)
-    out = [stabilizer(c, r.copy(), t) for c, r, t in zip(comp, raw, tolerances)]
+    out = [stabilizer(c, r, t) for c, r, t in zip(comp, raw, tolerances)]  # blend writes new arrays: raw stays as it is
     return float(np.mean([psnr((np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8), y, channel="y") for o, y in zip(out, refs)])) - base
 
 
