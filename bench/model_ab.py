@@ -8,7 +8,7 @@ Changes (each is in the product; "before" rebuilds what it replaced):
   convolutions, done by every torch Restorer); before = unfolded.
 - blur: revamp.models.unet.Blur; before = ReplicationPad2d + AvgPool2d, which CPU autocast runs in
   fp32 (a full-resolution fp32 copy in the full decoder).
-- compile: revamp.restorer.compile_for_inference (torch.compile, inductor, with freezing) of the
+- compile: revamp.inference.restorer.compile_for_inference (torch.compile, inductor, with freezing) of the
   whole generator, which revamp does only when asked (`revamp video --compile`: a C++ compiler at
   run time, 20-90 s of compiling here); before = eager. Also reports the first call's time.
 
@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from revamp.bench import machine
+from revamp.evaluation.speed import machine
+from revamp.inference.restorer import compile_for_inference
 from revamp.models.files import load_model
+from revamp.models.registry import resolve_model
 from revamp.models.unet import Blur, fold_batchnorm
-from revamp.registry import resolve_model
-from revamp.restorer import compile_for_inference
 
 
 def legacy_blur(model: nn.Module) -> int:

@@ -23,9 +23,9 @@ import av
 import numpy as np
 
 from revamp.data.degrade import video_roundtrip
+from revamp.evaluation.video import clip_hints, load_clips, restore_clip
+from revamp.inference.restorer import Restorer
 from revamp.metrics import rgb_to_y
-from revamp.restorer import Restorer
-from revamp.video.evaluate import clip_hints, load_clips, restore_clip
 from revamp.video.io import CODECS, RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, open_encoder_stream, rgb_to_frame
 
 SD_INFO = VideoInfo(time_base=Fraction(1, 25), rate=Fraction(25), frames=0, duration_s=None, colorspace=SPACE_SMPTE170M,

@@ -63,9 +63,9 @@ def median_ms(run, threads: int | None = None) -> float:
 
 def restore_with_each_flow(refs: list[np.ndarray]) -> dict:
     from revamp.data.degrade import video_roundtrip
+    from revamp.evaluation.video import clip_hints, measure
+    from revamp.inference.restorer import Restorer
     from revamp.metrics.temporal import reference_flows
-    from revamp.restorer import Restorer
-    from revamp.video.evaluate import clip_hints, measure
     from revamp.video.job import restore_frame
     from revamp.video.stabilize import TemporalStabilizer
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
+from revamp.evaluation.video import clip_hints, load_clips
+from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
-from revamp.restorer import Restorer
-from revamp.video.evaluate import clip_hints, load_clips
 from revamp.video.stabilize import TemporalStabilizer, blend_tolerance
 
 ROOT = Path(__file__).resolve().parents[1]

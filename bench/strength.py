@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import laplace
 
 from revamp.codec import hint_for_image
+from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr, rgb_to_y
-from revamp.restorer import Restorer
 
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)
 

@@ -1,4 +1,4 @@
-"""Tiles side by side (revamp.tiling.TilePool, one intra-op thread per tile) against one tile at a
+"""Tiles side by side (revamp.inference.tiling.TilePool, one intra-op thread per tile) against one tile at a
 time on all cores: seconds per picture of `Restorer.restore_rgb`, its tiles cut evenly as
 `revamp video` cuts a frame's (at most --tile px).
 
@@ -23,8 +23,8 @@ import numpy as np
 from peak_memory import make_picture
 from PIL import Image
 
-from revamp.bench import machine
-from revamp.restorer import Restorer
+from revamp.evaluation.speed import machine
+from revamp.inference.restorer import Restorer
 
 
 def picture(w: int, h: int) -> np.ndarray:

@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from revamp.losses import WeightedLoss
-from revamp.train.common import use_bf16
+from revamp.runtime import use_bf16
 from revamp.train.config import load_config
 from revamp.train.generator import build_generator
+from revamp.train.losses import WeightedLoss
 
 
 def measure(cfg: dict, patch: int, batch: int, bf16: bool, seconds: float) -> float:

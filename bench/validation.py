@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from revamp.models.files import load_model
-from revamp.train.common import TrainingData, use_bf16
+from revamp.runtime import use_bf16
+from revamp.train.common import TrainingData
 from revamp.train.config import load_config
 
 

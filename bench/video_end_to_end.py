@@ -22,8 +22,8 @@ import av
 import numpy as np
 
 from revamp.cli import main as revamp
+from revamp.evaluation.video import load_clips
 from revamp.metrics import rgb_to_y
-from revamp.video.evaluate import load_clips
 
 ENCODERS = {"h264": "libx264", "h265": "libx265"}
 

@@ -50,7 +50,7 @@ def test_a_compressed_stream_on_stdin_keeps_its_quantisers_and_writes_a_file(tmp
     assert not list(tmp_path.glob(".*part*"))
     # The same through the Python API, checking what the model is told.
     from revamp.codec import BLIND
-    from revamp.restorer import Restorer
+    from revamp.inference.restorer import Restorer
     from revamp.video import job
 
     told = []
@@ -163,10 +163,10 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     import torch
     from videos import moving_frames
 
+    from revamp.evaluation.video import restore_clip
+    from revamp.inference.restorer import Restorer
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
-    from revamp.restorer import Restorer
-    from revamp.video.evaluate import restore_clip
     from revamp.video.job import restore_frames
 
     frames = moving_frames(5, 64, 96, seed=4)

@@ -1,14 +1,14 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import natural_image
 from PIL import Image
 
 from revamp.cli import main
-
-from conftest import natural_image
 
 
 def make_jpeg(path, h=64, w=96, seed=0, quality=15):
@@ -103,6 +103,22 @@ def test_models_lists_the_default(capsys):
     assert "default" in out and "x1" in out and "LIVE1" in out
 
 
+def test_models_quality_is_what_the_evaluations_measured():
+    """`revamp models`' quality column is measured.json, which scripts/record_quality.py writes from
+    the committed eval summaries: regenerating it from them gives the shipped file back."""
+    import json
+
+    from revamp.models.registry import SHIPPED, measured_quality, weights_dir
+
+    repo = Path(__file__).resolve().parents[1]
+    shipped = json.loads((weights_dir() / "measured.json").read_text())
+    assert set(shipped) == set(SHIPPED) and all(measured_quality(name) == shipped[name]["quality"] for name in SHIPPED)
+    out = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, 'scripts'); import record_quality as r; "
+                          "print(json.dumps({m: r.image_line(*s, m) for m, s in r.IMAGE_SOURCES.items()} | {r.VIDEO_SOURCE[0]: r.video_line(*r.VIDEO_SOURCE)}))"],
+                         cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {name: entry["quality"] for name, entry in shipped.items()}
+
+
 def test_demo_writes_page_and_images(tmp_path):
     from pathlib import Path
 
@@ -143,7 +159,7 @@ def test_video_restores_with_the_video_model_and_images_with_default():
     from revamp.cli import build_parser
     from revamp.models import UNetConfig
     from revamp.models.files import read_metadata
-    from revamp.registry import VIDEO_MODEL, resolve_model
+    from revamp.models.registry import VIDEO_MODEL, resolve_model
 
     parser = build_parser()
     assert parser.parse_args(["video", "in.mpg", "-o", "out.mp4"]).model == VIDEO_MODEL == "video"

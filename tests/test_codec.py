@@ -7,9 +7,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import natural_image
+from PIL import Image
+from videos import moving_frames
+
 from revamp.codec import (
     BLIND,
     CodecHint,
@@ -24,7 +25,6 @@ from revamp.codec import (
     read_video_qp,
 )
 from revamp.data.degrade import frame_step
-from videos import moving_frames
 
 
 def _jpeg(img: np.ndarray, q: int | None, **kw) -> io.BytesIO:

@@ -3,11 +3,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import natural_image, write_images
 from PIL import Image
 
 from revamp.cli import main
-
-from conftest import natural_image, write_images
 
 
 @pytest.fixture()
@@ -55,7 +54,8 @@ def test_eval_bad_degradation(clean_folder, tmp_path):
 def test_spp_baseline_reproduces_the_measured_anchor(tmp_path):
     """../shared/ANCHORS.md: spp on LIVE1 gray q10, qp tuned, gives 28.57 dB on this machine kind."""
     from conftest import require, shared_path
-    from revamp.evaluate import evaluate
+
+    from revamp.evaluation.images import evaluate
 
     require(bool(shutil.which("ffmpeg")), "the system ffmpeg (Debian package ffmpeg)")
     data = shared_path("data", "eval", "live1_gray")
@@ -84,7 +84,8 @@ def test_mismatch_degradations_tell_the_lighter_compression():
     import numpy as np
 
     from revamp.codec import condition_value, ijg_table, jpeg_step
-    from revamp.evaluate import compress, file_hint, parse_degradations
+    from revamp.data.degrade import compress
+    from revamp.evaluation.images import file_hint, parse_degradations
     from revamp.metrics import psnr
 
     img = natural_image(64, 96, seed=3)

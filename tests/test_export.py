@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from revamp.cli import main
+from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
-from revamp.registry import resolve_model
-from revamp.restorer import Restorer
+from revamp.models.registry import resolve_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sintel_0016_q12.jpg"
 
@@ -26,7 +26,7 @@ def _real_crop(h=200, w=300) -> np.ndarray:
 
 
 def test_onnx_export_matches_torch_on_a_real_image(tmp_path):
-    from revamp.export import describe, export_onnx, max_difference
+    from revamp.inference.export import describe, export_onnx, max_difference
 
     out = export_onnx(resolve_model("default"), tmp_path / "default.onnx")
     info = describe(out)
@@ -93,7 +93,7 @@ def _codec_aware_model(path: Path) -> Path:
 
 def test_codec_aware_model_exports_and_backends_agree(tmp_path):
     from revamp.codec import CodecHint
-    from revamp.export import describe, export_onnx, max_difference
+    from revamp.inference.export import describe, export_onnx, max_difference
 
     model = _codec_aware_model(tmp_path / "aware.safetensors")
     out = export_onnx(model, tmp_path / "aware.onnx")
@@ -128,11 +128,11 @@ def test_strength_from_the_input_to_the_model_to_smoother(tmp_path):
 
 
 def test_codec_aware_image_command_reads_the_jpeg_tables(tmp_path, monkeypatch):
-    import revamp.batch
+    import revamp.inference.batch
 
     seen = []
-    real = revamp.batch.hint_for_image
-    monkeypatch.setattr(revamp.batch, "hint_for_image", lambda path, rgb: seen.append(real(path, rgb)) or seen[-1])
+    real = revamp.inference.batch.hint_for_image
+    monkeypatch.setattr(revamp.inference.batch, "hint_for_image", lambda path, rgb: seen.append(real(path, rgb)) or seen[-1])
     model = _codec_aware_model(tmp_path / "aware.safetensors")
     assert main(["image", str(SAMPLE), "-o", str(tmp_path / "out"), "--model", str(model), "--strength", "1.5", "-q"]) == 0
     assert (tmp_path / "out" / (SAMPLE.stem + ".png")).is_file()

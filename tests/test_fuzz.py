@@ -128,7 +128,7 @@ def test_model_file_with_an_absurd_width_is_refused_before_building(tmp_path):
     from safetensors.torch import load_file, save_file
 
     from revamp.models.files import ModelFileError, load_model, read_metadata
-    from revamp.registry import resolve_model
+    from revamp.models.registry import resolve_model
 
     src = resolve_model("default")
     meta = read_metadata(src)

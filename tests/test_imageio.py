@@ -2,11 +2,10 @@ import io
 
 import numpy as np
 import pytest
+from conftest import natural_image
 from PIL import Image, ImageCms
 
 from revamp.imageio import ImageReadError, Picture, read_image, save_image, write_atomic
-
-from conftest import natural_image
 
 
 def srgb_icc() -> bytes:

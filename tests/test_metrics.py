@@ -2,13 +2,12 @@ import io
 
 import numpy as np
 import pytest
+from conftest import natural_image, shared_path
 from PIL import Image
 from skimage.metrics import structural_similarity
 
 from revamp.data.degrade import jpeg
 from revamp.metrics import psnr, psnr_b, rgb_to_y, ssim
-
-from conftest import natural_image, shared_path
 
 
 def test_psnr_known_value():
@@ -92,7 +91,7 @@ def test_lpips_matches_reference_values(net, expected, tol, monkeypatch):
 def test_lpips_loss_has_gradients():
     import torch
 
-    from revamp.losses import WeightedLoss
+    from revamp.train.losses import WeightedLoss
 
     loss = WeightedLoss({"lpips": 1.0, "ssim": 0.5, "mse": 1.0})
     pred = torch.rand(2, 3, 64, 64, requires_grad=True)
@@ -154,7 +153,8 @@ def test_brisque_ranks_compression():
 
 def test_classic5_and_bsds500_jpeg_rows_match_the_published_ones():
     """Our JPEG rows vs FBCNN's table (F1): Classic5 q10 27.82 dB; BSDS500 (BT.601 Y) q10 27.80 dB."""
-    from revamp.evaluate import load_clean, make_input
+    from revamp.data.degrade import make_input
+    from revamp.evaluation.images import load_clean
 
     for folder, gray, published, count in (("classic5", False, 27.82, None), ("bsds500_test", True, 27.80, None)):
         files = sorted(shared_path("data", "eval", folder).iterdir())[:count]

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -332,3 +333,56 @@ def test_training_compute_sums_the_init_chain():
               "phases": [{"batch": 16, "steps": 100}]}  # stopped at step 90 of 100
     assert training_compute(second) == {"cpu_hours": 0.5, "gpu_minutes": 12.0, "steps": 390, "samples": 90 * 16 + 200 * 128 + 100 * 16}
     assert training_compute({**second, "init": None})["steps"] == 90  # a transfer or a fresh start ends the chain
+
+
+def test_every_shipped_file_matches_its_sha256_and_a_damaged_one_is_refused(tmp_path, monkeypatch):
+    """SHA256SUMS lists every file of revamp/weights and each file hashes to it; a file that does
+    not (damaged in the install, or replaced without updating SHA256SUMS) is refused on load."""
+    import shutil
+
+    from revamp.models import registry
+    from revamp.models.registry import SHIPPED, DamagedWeightsError, resolve_model, weights_dir
+
+    listed = registry._expected_sha256()
+    files = {p.name for p in weights_dir().iterdir() if p.suffix in (".safetensors", ".npz")}
+    assert files == set(listed) and {m.file for m in SHIPPED.values()} <= files
+    for name in files:
+        registry.weights_file(name)  # raises if it does not match
+    copy = tmp_path / "weights"
+    shutil.copytree(weights_dir(), copy)
+    data = bytearray((copy / "default.safetensors").read_bytes())
+    data[-1] ^= 1
+    (copy / "default.safetensors").write_bytes(data)
+    monkeypatch.setattr(registry, "weights_dir", lambda: copy)
+    registry._expected_sha256.cache_clear()
+    try:
+        with pytest.raises(DamagedWeightsError, match="default.safetensors"):
+            resolve_model("default")
+        assert resolve_model("video").parent == copy  # the others still load
+    finally:
+        registry._expected_sha256.cache_clear()
+
+
+def test_the_call_contract_builds_the_input_and_returns_the_picture_size(tmp_path):
+    """revamp.models.contract: RGB, then codec planes, then neighbours (a still: itself); any size
+    in, padded to the network's multiple, cropped back to H*scale x W*scale, clamped."""
+    from revamp.models.contract import forward, model_input
+
+    image = torch.rand(1, 3, 37, 50)
+    planes = np.full((2, 37, 50), 0.25, np.float32)
+    x = model_input(image, 2, 1, planes)
+    assert x.shape == (1, 11, 37, 50)
+    assert torch.equal(x[:, 3:5], torch.full((1, 2, 37, 50), 0.25)) and torch.equal(x[:, 5:8], image) and torch.equal(x[:, 8:], image)
+    with pytest.raises(ValueError, match="codec planes"):
+        model_input(image, 2, 0, None)
+    with pytest.raises(ValueError, match="neighbour planes"):
+        model_input(image, 0, 1, None, torch.rand(1, 3, 37, 50))
+    seen = []
+
+    def network(t):
+        seen.append(tuple(t.shape))
+        return torch.nn.functional.interpolate(t[:, :3], scale_factor=2) * 3 - 1  # out of [0, 1] on purpose
+
+    y = forward(network, x, 32, scale=2)
+    assert seen == [(1, 11, 64, 64)] and y.shape == (1, 3, 74, 100) and y.dtype == torch.float32
+    assert float(y.min()) == 0.0 and float(y.max()) == 1.0

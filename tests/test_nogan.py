@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_images
 from safetensors.torch import load_file
 
 from revamp.train.config import load_config
 from revamp.train.pipeline import run_training
-
-from conftest import write_images
 
 TINY = {
     "model": {"encoder": "mobilenetv3_small_100", "width": 8},
@@ -108,8 +107,8 @@ def test_critic_learns_to_tell_subtly_smoothed_patches_from_originals():
     levels (a light blur, like a restoration's). It must rank the original above the smoothed
     patch (pair accuracy: spectral norm keeps logits small, so their sign alone says little)."""
     import torch.nn.functional as F
-
     from conftest import natural_image
+
     from revamp.models.critic import CriticConfig, PatchCritic
     from revamp.train.nogan import _critic_loss
 

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import natural_image
+from PIL import Image
 
 
 def test_pil_rgb(restorer):
@@ -41,7 +40,7 @@ def test_numpy_bad_shape(restorer):
 def test_compiled_network_gives_the_eager_output_and_falls_back_when_compiling_fails(tmp_path, monkeypatch):
     import shutil
 
-    import revamp.restorer as restorer_module
+    import revamp.inference.restorer as restorer_module
     from revamp import Restorer
     from revamp.models import UNetConfig, UNetGenerator
     from revamp.models.files import save_model
@@ -70,3 +69,19 @@ def test_compiled_network_gives_the_eager_output_and_falls_back_when_compiling_f
     with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: no working C\+\+ compiler\); running uncompiled"):
         out = fallback.restore_rgb(rgb)
     assert np.array_equal(out, eager) and fallback.model is fallback.eager_model
+
+
+def test_restoring_loads_no_training_evaluation_or_study_code():
+    """The arrows point one way: the product (API, image and video restoration) never imports
+    revamp.train, revamp.evaluation or revamp.study, so restoring pays for none of them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from revamp import Restorer\n"
+            "from revamp.video.job import restore_frames\n"
+            "r = Restorer('default', backend='auto')\n"
+            "r.restore(np.zeros((40, 40, 3), np.uint8))\n"
+            "print(' '.join(m for m in sys.modules if m.startswith(('revamp.train', 'revamp.evaluation', 'revamp.study'))) or 'none')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["none"]

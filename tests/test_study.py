@@ -16,9 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import natural_image, require
 from PIL import Image
 
-from conftest import natural_image, require
 from revamp.cli import main
 from revamp.study import db
 from revamp.study.report import krippendorff_alpha_interval, study_summary

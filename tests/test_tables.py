@@ -1,8 +1,8 @@
 """`revamp tables --only SECTION`: one section re-evaluated, the rest of docs/results.md kept."""
 import pytest
 
-from revamp import tables
 from revamp.cli import main
+from revamp.evaluation import tables
 
 
 @pytest.fixture()
@@ -67,3 +67,18 @@ def test_a_real_run_on_one_image_per_set(tmp_path):
         assert section in text
     assert "LIVE1 colour, 1 images" in text and "| default |" in text
     assert "FFmpeg spp" in text  # the classical baseline row of the literature tables
+
+
+def test_the_papers_table_is_printed_with_its_rank_and_ours():
+    """Table I of the paper beside ours: the printed values, and each trained row's rank (1 = best)
+    in the paper and in our table, since only the orderings compare."""
+    from revamp.evaluation.anchors import PAPER_ROWS_OURS, PAPER_TABLE_I
+
+    # Ours in the reverse order of the paper's LPIPS ranking: pre-GAN (paper's best) is our worst.
+    paper_lpips = sorted((v[1], k) for k, v in PAPER_TABLE_I.items() if v[1] is not None)
+    ours = {"results": [{"method": PAPER_ROWS_OURS[k], "ssim": 0.8, "lpips": 0.2 - 0.01 * i, "brisque": 30.0, "niqe": 4.0}
+                        for i, (_, k) in enumerate(paper_lpips)]}
+    lines = tables._paper_table(PAPER_TABLE_I, "I", ours)
+    pregan = next(line for line in lines if line.startswith("| LPIPS (pre-GAN)"))
+    assert "0.1243 (1 / 5)" in pregan and "ablation-lpips-pregan" in pregan
+    assert any(line.startswith("| Target | – | – | 85.32 | 15.69 |") for line in lines)

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
-
-from revamp.metrics import psnr
-from revamp.tiling import restore_tiled, tile_windows
-
 from conftest import natural_image
+
+from revamp.inference.tiling import restore_tiled, tile_windows
+from revamp.metrics import psnr
 
 
 def test_windows_cover_the_image_on_the_32px_grid():
@@ -45,9 +44,8 @@ def _as_uint8(chw: np.ndarray) -> np.ndarray:
 
 
 def test_tiled_matches_whole_with_the_default_model(restorer):
-    from revamp.data.degrade import jpeg
-
     from revamp.codec import CodecHint, ijg_table, jpeg_step
+    from revamp.data.degrade import jpeg
 
     img = jpeg(natural_image(384, 512, seed=3), 20)
     x = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255)
@@ -82,7 +80,7 @@ def test_restoring_in_place_gives_the_same_picture():
 
 def test_even_tiles_keep_the_count_and_cut_equal_sizes():
     """`revamp video` runs a frame's tiles side by side: 1280 px in two 672s, not 768 + 576."""
-    from revamp.tiling import even_tile
+    from revamp.inference.tiling import even_tile
 
     assert even_tile(720, 1280, 768, 64) == (736, 672)
     assert tile_windows(720, 1280, (736, 672), 64) == [(0, 720, 0, 672), (0, 720, 608, 1280)]
@@ -96,7 +94,7 @@ def test_even_tiles_keep_the_count_and_cut_equal_sizes():
 
 
 def test_tiles_side_by_side_give_the_same_picture():
-    from revamp.tiling import TilePool
+    from revamp.inference.tiling import TilePool
 
     rng = np.random.default_rng(4)
     image = rng.random((300, 410, 3), dtype=np.float32)

@@ -130,6 +130,31 @@ def test_config_rejects_unknown_keys(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.parametrize("yaml_text,sets,named", [
+    ("", ["optim.lrr=0.001"], "optim.lrr"),  # unknown at depth, from --set
+    ("", ["optim.lr=fast"], "optim.lr"),  # wrong type
+    ("phases: [{name: p, patch: 64, batch: 4, steps: -3}]\n", [], "steps"),  # a negative step count
+    ("degradation: {jpeg: {qualty: [10, 20]}}\n", [], "qualty"),  # unknown, two levels down in the file
+    ("model: {width: 32}\nmodel: {width: 16}\n", [], "duplicate key 'model'"),
+    ("loss: {charbonier: 1.0}\n", [], "charbonier"),
+])
+def test_bad_configs_fail_at_once_with_one_line_naming_the_key(tmp_path, yaml_text, sets, named):
+    """`revamp train` refuses before any work starts (no run folder is written), in one line."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.yaml"
+    config.write_text("name: bad\n" + yaml_text)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "revamp.cli", "train", "generator", "--config", str(config), "-o", str(run)]
+    for item in sets:
+        args += ["--set", item]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and len(lines) == 1 and named in lines[0] and "Traceback" not in out.stderr, out.stderr
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("codec,q", [("h264", 37), ("h265", 37), ("mpeg2", 12), ("mpeg4", 12)])
 def test_video_codec_round_trip(codec, q):
     from revamp.data.degrade import VideoDegradation, video_roundtrip

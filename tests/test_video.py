@@ -10,8 +10,8 @@ from conftest import natural_image
 from videos import decoded_rgb, frame_times, make_video, moving_frames, packet_digests
 
 from revamp.cli import main
+from revamp.inference.restorer import Restorer
 from revamp.metrics.fidelity import psnr
-from revamp.restorer import Restorer
 from revamp.video.io import VideoError
 from revamp.video.job import VideoOptions, restore_video
 
@@ -371,7 +371,7 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
         assert output_crf(qp) == OUTPUT_CRF_MAX
     else:  # MPEG-2 at the encoder's default rate: some quantiser is read
         assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX
-    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 7 and output_crf(50) == OUTPUT_CRF_MAX
+    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 8 and output_crf(50) == OUTPUT_CRF_MAX
 
 
 def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():

@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP, VIDEO_TILE
 from revamp.imageio import MAX_PIXELS
-from revamp.registry import VIDEO_MODEL
+from revamp.models.registry import VIDEO_MODEL
 from revamp.video.io import PIPE
 
 EXIT_FAILED_FILES = 2  # a batch finished but some inputs failed
@@ -57,14 +58,14 @@ def _megapixels(text: str) -> int:
     return int(_number(float, low=0.001)(text) * 1e6)
 
 
-def _restorer(args):
+def _restorer(args, model: str | None = None):
+    """The Restorer the inference options in ``args`` ask for (``model``: instead of args.model)."""
+    from revamp.inference.restorer import Restorer
     from revamp.models.files import ModelFileError
-    from revamp.restorer import Restorer
 
+    options = {k: getattr(args, k) for k in ("device", "tile", "tile_overlap", "backend", "strength", "compile", "even_tiles") if hasattr(args, k)}
     try:
-        return Restorer(args.model, device=args.device, tile=args.tile, tile_overlap=args.tile_overlap, backend=args.backend,
-                        strength=getattr(args, "strength", 1.0), compile=getattr(args, "compile", False),
-                        even_tiles=getattr(args, "even_tiles", False))
+        return Restorer(model or args.model, **options)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
 
@@ -95,7 +96,7 @@ def _static_shard() -> tuple[int, int]:
 
 
 def cmd_image(args) -> int:
-    from revamp.batch import BatchReport, plan_jobs, read_manifest, run_batch
+    from revamp.inference.batch import BatchReport, plan_jobs, read_manifest, run_batch
 
     outdir = Path(args.output)
     inputs = args.inputs + args.input
@@ -111,7 +112,7 @@ def cmd_image(args) -> int:
     jobs, errors = plan_jobs(inputs, outdir, args.format)
     # Static shards (torchrun ranks, Slurm array tasks): every process plans the same sorted job
     # list and takes every world-th job from its rank, with no communication needed. Processes
-    # started without one share the work through claims instead (revamp.batch).
+    # started without one share the work through claims instead (revamp.inference.batch).
     rank, world = _static_shard()
     if world > 1:
         jobs, errors = jobs[rank::world], errors if rank == 0 else []
@@ -145,7 +146,7 @@ def cmd_video(args) -> int:
         return _video_pipe(args, restorer, options)
     import torch
 
-    from revamp.train.common import init_distributed
+    from revamp.runtime import init_distributed
 
     dist = init_distributed(torch.device("cpu"))  # under torchrun: ranks share the segments (gloo barriers)
     try:
@@ -200,11 +201,11 @@ def cmd_models(args) -> int:
     from safetensors import safe_open
 
     from revamp.models.files import read_metadata, training_compute, training_runs
-    from revamp.registry import SHIPPED, weights_dir
+    from revamp.models.registry import SHIPPED, measured_quality, weights_file
 
     rows = [("name", "task", "scale", "params", "training data", "training compute", "quality")]
     for entry in SHIPPED.values():
-        path = weights_dir() / entry.file
+        path = weights_file(entry.file)
         meta = read_metadata(path)
         config, recipe = json.loads(meta["config"]), json.loads(meta.get("recipe", "{}"))
         with safe_open(str(path), framework="pt") as f:
@@ -215,7 +216,7 @@ def cmd_models(args) -> int:
         spent = f"{compute['cpu_hours']:g} CPU h, {compute['gpu_minutes']:g} GPU min, {compute['samples']} samples"
         rows.append((entry.name, entry.task, f"x{config['scale']}", f"{params / 1e6:.1f} M",
                      f"{data} ({recipe.get('train_images', '?')} images, {compute['steps'] or '?'} steps"
-                     f"{f' in {len(runs)} runs' if len(runs) > 1 else ''})", spent, entry.quality))
+                     f"{f' in {len(runs)} runs' if len(runs) > 1 else ''})", spent, measured_quality(entry.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -223,7 +224,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from revamp.evaluate import evaluate, parse_degradations
+    from revamp.evaluation.images import evaluate, parse_degradations
 
     try:
         degradations = parse_degradations(args.degrade)
@@ -234,22 +235,21 @@ def cmd_eval(args) -> int:
         raise CliError(f"{data}: no such folder")
     models = {}
     for name in args.model:
-        args.model = name
-        models[name] = _restorer(args)
+        models[name] = _restorer(args, name)
     if args.video:
         return _eval_video(args, models, degradations, data)
     try:
         summary = evaluate(models, data, degradations, args.metrics.split(","), args.channel, args.crop, Path(args.out), quiet=args.quiet, scale=args.scale, baseline=args.baseline, html=args.html, gray=args.gray)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    from revamp.evaluate import summary_markdown
+    from revamp.evaluation.images import summary_markdown
 
     print(summary_markdown(summary))
     return 0
 
 
 def _eval_video(args, models, degradations, data: Path) -> int:
-    from revamp.video.evaluate import evaluate_video, video_markdown
+    from revamp.evaluation.video import evaluate_video, video_markdown
 
     try:
         summary = evaluate_video(models, data, degradations, Path(args.out), stabilize=args.stabilize, max_frames=args.max_frames,
@@ -263,7 +263,7 @@ def _eval_video(args, models, degradations, data: Path) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from revamp.bench import DECODERS, ENCODERS, available_backends, bench_markdown, run_bench
+    from revamp.evaluation.speed import DECODERS, ENCODERS, available_backends, bench_markdown, run_bench
 
     encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
     decoders = args.decoders.split(",") if args.decoders else list(DECODERS)
@@ -291,9 +291,9 @@ def cmd_bench(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from revamp.export import describe, export_onnx, max_difference
+    from revamp.inference.export import describe, export_onnx, max_difference
     from revamp.models.files import ModelFileError
-    from revamp.registry import resolve_model
+    from revamp.models.registry import resolve_model
 
     try:
         path = resolve_model(args.model)
@@ -330,11 +330,11 @@ def cmd_study(args) -> int:
                     raise CliError(f"--method needs LABEL=FOLDER, got {spec!r}")
                 methods[label] = Path(folder)
             for name in args.model:  # restore the images with each model first
-                from revamp.batch import plan_jobs, run_batch
+                from revamp.inference.batch import plan_jobs, run_batch
 
                 outdir = Path(args.db).resolve().parent / f"{args.name}-outputs" / Path(name).stem
                 jobs, errors = plan_jobs([args.images], outdir, "png")
-                restorer = _restorer(argparse.Namespace(model=name, device="auto", tile=512, tile_overlap=64, backend="auto"))
+                restorer = _restorer(argparse.Namespace(backend="auto"), name)
                 report = run_batch(restorer, jobs, "png", overwrite=False)
                 if errors or report.failed:
                     raise CliError(f"restoring {args.images} with {name} failed: {(errors + report.failed)[0]}")
@@ -366,11 +366,11 @@ def cmd_study(args) -> int:
 
 
 def cmd_tables(args) -> int:
-    from revamp.tables import build
+    from revamp.evaluation.tables import build
 
     if args.bench_only:
+        from revamp.evaluation.tables import refresh_bench_section
         from revamp.imageio import write_atomic
-        from revamp.tables import refresh_bench_section
 
         write_atomic(args.out, refresh_bench_section(Path(args.out)).encode())
         print(f"revamp: rebuilt the benchmark section of {args.out}", file=sys.stderr)
@@ -379,7 +379,7 @@ def cmd_tables(args) -> int:
     if not (shared / "data" / "eval").is_dir():
         raise CliError(f"{shared}/data/eval not found: the tables need the evaluation sets (--shared DIR)")
     if args.only:
-        from revamp.tables import refresh_section
+        from revamp.evaluation.tables import refresh_section
 
         try:
             text = refresh_section(Path(args.out), args.only, shared, Path(args.work), limit=args.limit, quiet=args.quiet)
@@ -395,8 +395,8 @@ def cmd_tables(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from revamp.batch import plan_jobs, run_batch
     from revamp.demo import write_page
+    from revamp.inference.batch import plan_jobs, run_batch
 
     outdir = Path(args.output)
     jobs, errors = plan_jobs([args.input], outdir / "after", "png")
@@ -429,17 +429,17 @@ def cmd_train_plot(args) -> int:
     return 0
 
 
-def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "default", backend: str = "auto", tile: int = 512) -> None:
+def _add_inference_options(p: argparse.ArgumentParser, model: str | None = "default", backend: str = "auto", tile: int = TILE) -> None:
     if model:
         p.add_argument("-n", "--model", "--model-name", dest="model", default=model,
                        help=f"shipped model name (see `revamp models`; default {model}) or a .safetensors file")
     p.add_argument("-t", "--tile", type=_number(int, low=64, multiple=32), default=tile,
                    help=f"tile size in input pixels, a multiple of 32, at least 64 (default {tile})")
-    p.add_argument("--tile-overlap", type=_number(int, low=0), default=64, help="overlap between tiles in pixels (default 64)")
+    p.add_argument("--tile-overlap", type=_number(int, low=0), default=TILE_OVERLAP, help=f"overlap between tiles in pixels (default {TILE_OVERLAP})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default=backend, choices=["auto", "torch", "torch-bf16", "onnxruntime"],
                    help=f"inference engine (default {backend}; auto: the fastest measured on this kind of machine)")
-    p.add_argument("--strength", type=_number(float, low=0, high=2), default=1.0, metavar="S",
+    p.add_argument("--strength", type=_number(float, low=0, high=2), default=STRENGTH, metavar="S",
                    help="how much of the model's correction to keep, 0 to 2: 0 returns the input, 1 is the model as "
                         "trained (default), above 1 also smooths")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -486,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames per segment: the unit of --resume and of sharing a video across torchrun processes (default 240)")
     video.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     # Video frames are at most 4K: bigger tiles, fewer of them (720p: 2 tiles instead of 6, 1.7x faster).
-    _add_inference_options(video, model=VIDEO_MODEL, tile=768)
+    _add_inference_options(video, model=VIDEO_MODEL, tile=VIDEO_TILE)
     video.set_defaults(func=cmd_video, even_tiles=True)  # a frame's tiles run side by side: equal sizes finish together
 
     models = sub.add_parser("models", help="list the shipped models")
@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", default="spp", choices=["spp", "pp7", "none"], help="classical deblocking row (system ffmpeg; default spp)")
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--video", action="store_true", help="DATA holds clips (video files or frame folders): ΔPSNR/ΔSSIM and temporal metrics")
-    ev.add_argument("--stabilize", type=_number(float, low=0, below=1), default=0.5, help="with --video: also rows with the temporal stabiliser at this strength (0: none)")
+    ev.add_argument("--stabilize", type=_number(float, low=0, below=1), default=0.5, help="with --video: also rows with the temporal stabiliser at this mix (0: none)")
     ev.add_argument("--max-frames", type=_number(int, low=2), default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
     _add_inference_options(ev, model=None, backend="torch")  # reference numbers in fp32
@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--backends", help="comma list of torch, torch-bf16, onnxruntime (default: all available)")
     bench.add_argument("--width", type=int, default=32, help="decoder width, the same for every encoder (default 32, as shipped)")
     bench.add_argument("--runs", type=int, default=3, help="timed runs per configuration, after one warm-up (default 3)")
-    bench.add_argument("--tile", type=int, default=768, help="tile size (default 768, as revamp video; revamp image uses 512)")
+    bench.add_argument("--tile", type=int, default=VIDEO_TILE, help=f"tile size (default {VIDEO_TILE}, as revamp video; revamp image uses {TILE})")
     bench.add_argument("--json", help="also write the results to this JSON file")
     bench.add_argument("-q", "--quiet", action="store_true")
     bench.set_defaults(func=cmd_bench)
@@ -594,12 +594,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads slow everything else down
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "tile_overlap", 0) and args.tile - args.tile_overlap < 32:  # tiles must advance (revamp.tiling)
+    if getattr(args, "tile_overlap", 0) and args.tile - args.tile_overlap < 32:  # tiles must advance (revamp.inference.tiling)
         parser.error(f"--tile-overlap {args.tile_overlap} must be at most --tile minus 32 ({args.tile - 32})")
     try:
         return args.func(args)
     except CliError as exc:
         print(f"revamp: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # an optional extra (revamp.runtime.need) or the training dependencies
+        from revamp.runtime import DISTRIBUTION, MissingExtra
+
+        hint = "" if isinstance(exc, MissingExtra) else f" (training and evaluation: pip install '{DISTRIBUTION}[train]')"
+        print(f"revamp: error: {exc}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("revamp: interrupted", file=sys.stderr)

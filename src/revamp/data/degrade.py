@@ -267,11 +267,12 @@ def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
         choices.append((video_prob, build_video_degradation(video_cfg, neighbours)))
     jpeg_cfg = cfg.get("jpeg")
     if jpeg_cfg is not None:
+        base = JpegDegradation()  # what a key the section leaves out stays
         choices.append((1.0 - video_prob, JpegDegradation(
-            quality=tuple(jpeg_cfg.get("quality", (5, 95))),
-            quality_power=float(jpeg_cfg.get("quality_power", 1.0)),
-            subsampling=dict(jpeg_cfg.get("subsampling", {"4:2:0": 0.8, "4:4:4": 0.2})),
-            double_prob=float(jpeg_cfg.get("double_prob", 0.0)),
+            quality=tuple(jpeg_cfg.get("quality", base.quality)),
+            quality_power=float(jpeg_cfg.get("quality_power", base.quality_power)),
+            subsampling=dict(jpeg_cfg.get("subsampling", base.subsampling)),
+            double_prob=float(jpeg_cfg.get("double_prob", base.double_prob)),
         )))
     compression = None
     if len(choices) == 1:
@@ -284,3 +285,43 @@ def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
         return compression
     down = cfg.get("downscale", {})
     return SRDegradation(scale, compression, tuple(down.get("methods", ("bicubic", "area"))), float(down.get("blur_prob", 0.0)))
+
+
+# Test inputs (`revamp eval`, training validation): one picture at one quantiser.
+# Mismatch cases for codec-aware models: the file reports a lighter compression than the damage.
+RESAVE_QUALITY = 90  # jpeg-resaved:Q = JPEG at Q, cropped by 4 px (grid shift), saved again at q90
+REENCODE_QP = 22  # h264-reencoded:QP = H.264 at QP, decoded and encoded again at QP 22
+
+
+def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
+    """One picture through JPEG, or through a video codec as an intra-coded frame (PyAV), at quantiser q."""
+    if kind == "jpeg":
+        return jpeg(img, q)
+    if kind == "jpeg-resaved":
+        return double_jpeg(img, q, RESAVE_QUALITY, (4, 4))
+    rgb = np.dstack([img] * 3) if img.ndim == 2 else img
+    h, w = rgb.shape[:2]
+    even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    if kind == "h264-reencoded":
+        out = video_roundtrip(video_roundtrip([even], "h264", q), "h264", REENCODE_QP)[0][:h, :w]
+    else:
+        out = video_roundtrip([even], kind, q)[0][:h, :w]
+    return np.round(out.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8) if img.ndim == 2 else out
+
+
+def make_input(clean: np.ndarray, q: int, scale: int, kind: str = "jpeg") -> tuple[np.ndarray, np.ndarray]:
+    """(reference, degraded input): for SR the reference is cropped to a multiple of the scale and
+    the input is its bicubic downscale (PIL), then compressed."""
+    if scale > 1:
+        h, w = clean.shape[0] // scale * scale, clean.shape[1] // scale * scale
+        clean = np.ascontiguousarray(clean[:h, :w])
+        small = downscale(clean if clean.ndim == 3 else np.dstack([clean] * 3), scale)
+        small = small[..., 0] if clean.ndim == 2 else small
+    else:
+        small = clean
+    return clean, compress(small, kind, q)
+
+
+def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((w * scale, h * scale), Image.Resampling.BICUBIC))

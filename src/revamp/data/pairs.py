@@ -15,8 +15,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from revamp.codec import BLIND, CodecHint
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from revamp.imageio import INPUT_SUFFIXES
+from revamp.models.contract import model_input
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
@@ -25,7 +25,7 @@ def list_images(folders: list[str | Path]) -> list[Path]:
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"training folder not found: {folder}")
-        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in INPUT_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images in {', '.join(map(str, folders))}")
     return files
@@ -46,7 +46,7 @@ def list_clips(folders: list[str | Path]) -> list[list[Path]]:
         if not folder.is_dir():
             raise FileNotFoundError(f"clip folder not found: {folder}")
         for d in sorted({folder, *(p for p in folder.rglob("*") if p.is_dir())}):
-            frames = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            frames = sorted(p for p in d.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)
             if len(frames) >= 2:
                 clips.append(frames)
     if not clips:
@@ -61,20 +61,6 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float().div_(255)
-
-
-def model_input(degraded: torch.Tensor, hint: CodecHint | None, neighbours: int) -> torch.Tensor:
-    """The network's input for a degraded sample (CHW: its RGB, then the RGB of any aligned
-    neighbours a video degradation decoded): the RGB, the codec planes of ``hint`` (None: a model
-    that is not codec-aware), then a multi-frame model's ``neighbours`` on each side (a still: itself)."""
-    image, around = degraded[:3], degraded[3:]
-    parts = [image]
-    if hint is not None:
-        h, w = image.shape[-2:]
-        parts.append(torch.from_numpy(hint.planes(0, h, 0, w)))
-    if neighbours:
-        parts.append(around if len(around) else image.repeat(2 * neighbours, 1, 1))
-    return torch.cat(parts) if len(parts) > 1 else image
 
 
 class PairDataset(Dataset):
@@ -121,7 +107,9 @@ class PairDataset(Dataset):
         if self.condition:
             blind = step is None or rng.random() < self.blind_prob
             hint = BLIND if blind else CodecHint.constant(step, self.patch, self.patch, "training")
-        return model_input(to_tensor(degraded), hint, self.neighbours), to_tensor(clean)
+        image = to_tensor(degraded)  # its RGB, then those of any aligned neighbours a video degradation decoded
+        planes = None if hint is None else hint.planes(0, self.patch, 0, self.patch)
+        return model_input(image[:3], 0 if planes is None else len(planes), self.neighbours, planes, image[3:]), to_tensor(clean)
 
     def _crop(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop of an image (H, W, 3) or, with the same window in every frame, a clip (T, H, W, 3)."""

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma as G
 
-from revamp.metrics.niqe import _ALPHAS, aggd_fit, imresize_matlab, to_gray
+from revamp.metrics.niqe import GGD_ALPHAS, aggd_fit, imresize_matlab, to_gray
 
 # Feature ranges of the LIVE release's `allrange` file (min, max per feature), used by svm-scale.
 ALLRANGE = np.array([
@@ -30,7 +30,7 @@ ALLRANGE = np.array([
     [0.222, 1.042], [-0.115772, 0.162604], [1.6e-005, 0.444362], [0.001374, 0.40243], [0.227, 0.996], [-0.117188, 0.098323],
     [3e-005, 0.531903], [0.001122, 0.369589], [0.228, 0.99], [-0.12243, 0.098658], [2.8e-005, 0.530092], [0.001118, 0.370399],
 ])
-_GGD_R = G(1 / _ALPHAS) * G(3 / _ALPHAS) / G(2 / _ALPHAS) ** 2
+_GGD_R = G(1 / GGD_ALPHAS) * G(3 / GGD_ALPHAS) / G(2 / GGD_ALPHAS) ** 2
 
 
 class BrisqueModelMissing(RuntimeError):
@@ -64,7 +64,7 @@ def svr_model() -> dict:
 def _ggd(x: np.ndarray) -> tuple[float, float]:
     sigma_sq = np.mean(x**2)
     rho = sigma_sq / np.mean(np.abs(x)) ** 2
-    return float(_ALPHAS[np.argmin(np.abs(rho - _GGD_R))]), float(sigma_sq)
+    return float(GGD_ALPHAS[np.argmin(np.abs(rho - _GGD_R))]), float(sigma_sq)
 
 
 def _window() -> np.ndarray:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from revamp.registry import weights_dir
+from revamp.models import registry
 
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -44,14 +44,13 @@ def _backbone(net: str) -> tuple[nn.Sequential, list[int]]:
 
 
 def weights_file(net: str) -> Path:
-    path = weights_dir() / f"lpips_{net}.safetensors"
-    if net == "vgg" and not path.is_file():
-        env = os.environ.get("REVAMP_LPIPS_VGG")
-        if not env or not Path(env).is_file():
-            raise FileNotFoundError("LPIPS-VGG weights are not shipped: set REVAMP_LPIPS_VGG to lpips_vgg.safetensors "
-                                    "(e.g. ../shared/weights/lpips_vgg.safetensors)")
-        path = Path(env)
-    return path
+    if net != "vgg":
+        return registry.weights_file(f"lpips_{net}.safetensors")
+    env = os.environ.get("REVAMP_LPIPS_VGG")
+    if not env or not Path(env).is_file():
+        raise FileNotFoundError("LPIPS-VGG weights are not shipped: set REVAMP_LPIPS_VGG to lpips_vgg.safetensors "
+                                "(e.g. ../shared/weights/lpips_vgg.safetensors)")
+    return Path(env)
 
 
 class LPIPS(nn.Module):

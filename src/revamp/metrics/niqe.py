@@ -15,17 +15,17 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma as G
 
-from revamp.registry import weights_dir
+from revamp.models.registry import weights_file
 
 BLOCK = 96
-_ALPHAS = np.arange(0.2, 10.001, 0.001)
-_R_ALPHA = G(2 / _ALPHAS) ** 2 / (G(1 / _ALPHAS) * G(3 / _ALPHAS))
+GGD_ALPHAS = np.arange(0.2, 10.001, 0.001)  # the shape parameters a GGD fit searches (NIQE and BRISQUE)
+_R_ALPHA = G(2 / GGD_ALPHAS) ** 2 / (G(1 / GGD_ALPHAS) * G(3 / GGD_ALPHAS))
 MATLAB_GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # rgb2gray weights
 
 
 @lru_cache(maxsize=1)
 def pristine_model() -> dict[str, np.ndarray]:
-    with np.load(weights_dir() / "niqe_pris_params.npz", allow_pickle=False) as f:
+    with np.load(weights_file("niqe_pris_params.npz"), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 
@@ -63,7 +63,7 @@ def aggd_fit(x: np.ndarray) -> tuple[float, float, float]:
     g = left / right
     r = np.mean(np.abs(x)) ** 2 / np.mean(x**2)
     r_norm = r * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    return float(_ALPHAS[np.argmin((_R_ALPHA - r_norm) ** 2)]), float(left), float(right)
+    return float(GGD_ALPHAS[np.argmin((_R_ALPHA - r_norm) ** 2)]), float(left), float(right)
 
 
 def _aggd(x: np.ndarray) -> tuple[float, float, float]:

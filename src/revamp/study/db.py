@@ -12,6 +12,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from revamp.imageio import INPUT_SUFFIXES
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY,
@@ -78,14 +80,13 @@ class StudyError(Exception):
     """A problem reported to the user as one line."""
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def _images(folder: Path) -> dict[str, Path]:
     """Stem -> file for the images directly in ``folder`` (restored outputs keep the input's stem)."""
     if not folder.is_dir():
         raise StudyError(f"{folder}: no such folder")
-    return {p.stem: p.resolve() for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    return {p.stem: p.resolve() for p in sorted(folder.iterdir()) if p.suffix.lower() in INPUT_SUFFIXES and p.is_file()}
 
 
 def create_study(conn: sqlite3.Connection, name: str, images: Path, methods: dict[str, Path], reference: Path | None = None,

@@ -99,8 +99,9 @@ def summary_markdown(s: dict) -> str:
 
 
 def _chart(s: dict, path: Path) -> None:
-    import matplotlib
+    from revamp.runtime import need
 
+    matplotlib = need("matplotlib", "study", "the study's chart")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

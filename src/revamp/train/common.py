@@ -1,4 +1,5 @@
-"""What every NoGAN stage shares: devices and processes, data, the step loop, logs, checkpoints.
+"""What every NoGAN stage shares: data, validation, the step loop, logs, checkpoints (devices and
+processes: revamp.runtime).
 
 A stage trains one or more *phases*; each phase draws samples index by index from a
 PairDataset, so sample ``i`` of a phase is the same on every run, and ``--resume``
@@ -13,93 +14,25 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from revamp.data.degrade import build_degradation, build_video_degradation
 from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
-from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, model_input, split_train_val, to_tensor
+from revamp.data.degrade import bicubic_up, build_degradation, build_video_degradation, make_input
+from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, split_train_val, to_tensor
 from revamp.metrics import psnr
-from revamp.tiling import pad_to_multiple
+from revamp.models.contract import forward, model_input
+from revamp.runtime import init_distributed, pick_device, use_bf16
 from revamp.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 
 RATE_PROBE_STEPS = (10, 40)  # steps [10, 40) after a (re)start measure a timed phase's speed
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank if it is true on one (stop together)."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(t)
-        return bool(t.item() > 0)
-
-    def from_main(self, value: int) -> int:
-        if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.long)
-        dist.broadcast(t, 0)
-        return int(t.item())
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """Join the process group when started by torchrun (gloo on CPU, nccl on GPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def use_bf16(setting, device: torch.device) -> bool:
-    if setting in (True, False):
-        return setting
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16_units()
-
-
-def cpu_has_bf16_units() -> bool:
-    """AMX or AVX512-BF16: where bf16 autocast pays off on a CPU. torch's own capability string
-    stops at "AVX512" on CPUs that have AMX, so read the kernel's flags."""
-    if "AMX" in torch.backends.cpu.get_cpu_capability():
-        return True
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((line for line in f if line.startswith("flags")), "").split())
-    except OSError:
-        return False
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 def lr_at(step_in_phase: int, phase_steps: int, lr: float, min_lr: float, warmup: int) -> float:
@@ -114,11 +47,12 @@ def validation_input(model: torch.nn.Module, degraded: np.ndarray, step: float |
     """A compressed validation image as the model's padded input batch; a codec-aware model is told
     the quantiser step, as the file would tell it (None: blind); a multi-frame model gets the
     aligned neighbours the item carries after its RGB (a still: itself)."""
-    hint = None
+    planes = None
     if model.config.cond_channels:
         h, w = degraded.shape[:2]
-        hint = BLIND if step is None else CodecHint.constant(step, h, w, "validation")
-    return pad_to_multiple(model_input(to_tensor(degraded), hint, model.config.neighbours)[None].to(device), 32)[0]
+        planes = (BLIND if step is None else CodecHint.constant(step, h, w, "validation")).planes(0, h, 0, w)
+    image = to_tensor(degraded)
+    return model_input(image[:3], model.config.cond_channels, model.config.neighbours, planes, image[3:])[None].to(device)
 
 
 VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validation clip
@@ -133,7 +67,6 @@ class ValidationSet:
     def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
                  max_side: int = 512):
         from revamp.data.degrade import VideoDegradation
-        from revamp.evaluate import make_input
 
         self.scale = scale
         # (key, reference, compressed input, quantiser step): the same preparation as `revamp eval`.
@@ -150,7 +83,6 @@ class ValidationSet:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, bf16: bool) -> dict[str, float]:
-        from revamp.evaluate import bicubic_up
         from revamp.metrics.lpips import get_lpips
 
         lpips_net = get_lpips("alex").to(device)
@@ -161,9 +93,8 @@ class ValidationSet:
         for key, clean, degraded, step in self.items:
             x = validation_input(model, degraded, step, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                y = model(x)
-            h, w = clean.shape[:2]
-            y = (y[:, :, :h, :w].float().clamp(0, 1) * 255).round() / 255
+                y = forward(model, x, model.size_multiple, self.scale)
+            y = (y * 255).round() / 255
             out = (y[0] * 255).byte().permute(1, 2, 0).cpu().numpy()
             base = degraded[..., :3] if self.scale == 1 else bicubic_up(degraded, self.scale)
             gains.setdefault(key, []).append(psnr(out, clean) - psnr(base, clean))

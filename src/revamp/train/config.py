@@ -1,4 +1,5 @@
-"""Training configs: YAML files in configs/, merged over these defaults."""
+"""Training configs: YAML files in configs/, merged over these defaults and checked against SCHEMA
+before any work starts (unknown keys at any depth, types, ranges, duplicate YAML keys)."""
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,26 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError(f"duplicate key {key!r} (line {node.start_mark.line + 1})")
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+class ConfigError(ValueError):
+    """A config that cannot train: the message names the key."""
+
+
 def load_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
 
 
 DEFAULTS: dict = {
@@ -35,7 +54,9 @@ DEFAULTS: dict = {
     # blind_prob: codec-aware models see this share of training samples without a quantiser hint.
     # clips: folders of real video frames, a share clip_prob of the samples, through degradation.video.
     "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2, "clips": [], "clip_prob": 0.0},
-    "degradation": {"jpeg": {"quality": [5, 95], "quality_power": 1.0, "subsampling": {"4:2:0": 0.8, "4:4:4": 0.2}, "double_prob": 0.1}},
+    # A config's degradation section replaces this one whole; keys its jpeg part leaves out take
+    # JpegDegradation's defaults, as these do.
+    "degradation": {"jpeg": {}},
     "loss": {"charbonnier": 1.0},
     "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0},
     # Phase 1: 64x64 patches (codec blocks, mosquito noise); phase 2: larger crops of whole images.
@@ -80,8 +101,136 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
         loaded = load_yaml(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a config must be a YAML mapping")
-        unknown = set(loaded) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"{path}: unknown config key(s): {', '.join(sorted(unknown))}")
+        try:
+            check(loaded, SCHEMA)  # the file alone first, so an error names the file
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         cfg = merge(cfg, loaded)
-    return merge(cfg, overrides or {})
+    cfg = merge(cfg, overrides or {})
+    check(cfg, SCHEMA)
+    return cfg
+
+
+# --- the schema: what each key may hold ------------------------------------------------------
+# A dict node lists the keys allowed there; a leaf is a check(value) -> error or None.
+
+def _number(kind=float, low=None, high=None, above=None):
+    def check_(v):
+        ok = (isinstance(v, int) or (isinstance(v, float) and v.is_integer()) if kind is int else isinstance(v, (int, float))) and not isinstance(v, bool)
+        if not ok:
+            return f"expected {'an integer' if kind is int else 'a number'}, got {v!r}"
+        if (low is not None and v < low) or (high is not None and v > high) or (above is not None and v <= above):
+            bounds = [f">= {low}" if low is not None else "", f"> {above}" if above is not None else "", f"<= {high}" if high is not None else ""]
+            return f"must be {' and '.join(b for b in bounds if b)}, got {v!r}"
+        return None
+    check_.integer = kind is int  # 1E2 (a float to YAML) is read as 100
+    return check_
+
+
+def _one_of(*choices):
+    return lambda v: None if any(v == c and type(v) is type(c) for c in choices) else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+
+
+def _text(v):
+    return None if isinstance(v, str) else f"expected text, got {v!r}"
+
+
+def _optional(check_):
+    return lambda v: None if v is None else check_(v)
+
+
+def _list(item, length=None):
+    def check_(v):
+        if not isinstance(v, list) or (length is not None and len(v) != length):
+            return f"expected a list{f' of {length}' if length else ''}, got {v!r}"
+        return next((f"item {i}: {e}" for i, x in enumerate(v) if (e := item(x))), None)
+    return check_
+
+
+def _paths(v):
+    return _text(v) if isinstance(v, str) else _list(_text)(v)
+
+
+def _keys_in(known, value):
+    """A mapping whose keys come from ``known`` and whose values pass ``value``."""
+    def check_(v):
+        if not isinstance(v, dict):
+            return f"expected a mapping, got {v!r}"
+        unknown = sorted(set(map(str, v)) - set(known))
+        if unknown:
+            return f"unknown key {unknown[0]!r} (known: {', '.join(known)})"
+        return next((f"{k}: {e}" for k, x in v.items() if (e := value(x))), None)
+    return check_
+
+
+def _phases(v):
+    if not isinstance(v, list) or not v:
+        return f"expected a list of phases, got {v!r}"
+    for i, phase in enumerate(v):
+        if not isinstance(phase, dict):
+            return f"phase {i}: expected a mapping, got {phase!r}"
+        try:
+            check(phase, PHASE, f"phase {i}")
+        except ConfigError as exc:
+            return str(exc)
+        missing = [k for k in ("name", "patch", "batch") if k not in phase]
+        if missing or ("steps" in phase) == ("minutes" in phase):
+            return f"phase {i}: needs name, patch, batch and one of steps or minutes"
+    return None
+
+
+def _loss_terms():
+    from revamp.train.losses import WeightedLoss
+
+    return [*WeightedLoss.TERMS, *WeightedLoss.PERCEPTUAL]
+
+
+_PROB, _POSITIVE, _COUNT = _number(low=0, high=1), _number(above=0), _number(int, low=1)
+PHASE = {"name": _text, "patch": _number(int, low=8), "batch": _COUNT, "steps": _COUNT, "minutes": _POSITIVE}
+_CODECS = ("h264", "h265", "mpeg2", "mpeg4")
+SCHEMA: dict = {
+    "name": _text, "task": _text, "seed": _number(int, low=0),
+    "model": {"encoder": _text, "width": _number(int, 8, 512), "scale": _one_of(1, 2, 4), "self_attention": _one_of(True, False),
+              "spectral_norm": _one_of(True, False), "in_channels": _number(int, 1, 4), "decoder": _one_of("full", "light"),
+              "cond_channels": _number(int, 0, 8), "neighbours": _number(int, 0, 4)},
+    "encoder_weights": _optional(_text), "init": _optional(_text), "transfer": _optional(_text),
+    "data": {"train": _paths, "val_count": _number(int, low=0), "workers": _number(int, low=0), "blind_prob": _PROB,
+             "clips": _paths, "clip_prob": _PROB},
+    "degradation": {
+        "jpeg": {"quality": _list(_number(int, 1, 100), 2), "quality_power": _POSITIVE,
+                 "subsampling": _keys_in(["4:4:4", "4:2:2", "4:2:0"], _PROB), "double_prob": _PROB},
+        "video": {"prob": _PROB, "codecs": _keys_in(_CODECS, _list(_number(int, 0, 51), 2)), "frames": _COUNT,
+                  "max_motion": _number(int, low=0), "blind_codecs": _list(_one_of(*_CODECS)), "presets": _keys_in(_CODECS, _list(_text))},
+        "downscale": {"methods": _list(_one_of("bicubic", "area")), "blur_prob": _PROB},
+    },
+    "loss": lambda v: _keys_in(_loss_terms(), _number(low=0))(v),
+    "optim": {"lr": _POSITIVE, "min_lr": _number(low=0), "betas": _list(_number(low=0, high=1), 2), "weight_decay": _number(low=0),
+              "warmup": _number(int, low=0), "grad_clip": _number(low=0)},
+    "phases": _phases,
+    "critic": {"model": {"width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB, "spectral_norm": _one_of(True, False)},
+               "lr": _POSITIVE, "warmup": _number(int, low=0), "phases": _phases},
+    "gan": {"lr": _POSITIVE, "critic_lr": _POSITIVE, "betas": _list(_number(low=0, high=1), 2), "adv_weight": _number(low=0),
+            "warmup": _number(int, low=0), "loss": lambda v: _keys_in(_loss_terms(), _number(low=0))(v), "phases": _phases},
+    "bf16": _one_of("auto", True, False), "channels_last": _one_of(True, False),
+    "log_every": _COUNT, "checkpoint_every": _COUNT, "val_every": _COUNT,
+    "val_qualities": _list(_number(int, 1, 100)),
+    "val_video": _list(lambda v: None if isinstance(v, list) and 2 <= len(v) <= 3 and v[0] in _CODECS else f"expected [codec, quantiser(, preset)], got {v!r}"),
+    "select": _one_of("auto", "psnr", "lpips"),
+}
+
+
+def check(cfg: dict, schema: dict, where: str = "") -> None:
+    """Raise ConfigError naming the first key of ``cfg`` that ``schema`` does not allow or whose value it rejects."""
+    for key, value in cfg.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key not in schema:
+            raise ConfigError(f"unknown config key {name!r}" + (f" (known here: {', '.join(schema)})" if where else ""))
+        rule = schema[key]
+        if isinstance(rule, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name}: expected a mapping, got {value!r}")
+            check(value, rule, name)
+        elif (error := rule(value)) is not None:
+            raise ConfigError(f"{name}: {error}")
+        elif getattr(rule, "integer", False):
+            cfg[key] = int(value)

@@ -9,10 +9,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from revamp.losses import WeightedLoss
 from revamp.models.files import read_metadata, save_model
 from revamp.models.unet import UNetConfig, UNetGenerator, load_encoder_weights
 from revamp.train.common import StageTrainer
+from revamp.train.losses import WeightedLoss
 
 
 def build_generator(cfg: dict) -> UNetGenerator:

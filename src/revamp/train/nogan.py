@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from revamp.losses import WeightedLoss
+from revamp.models.contract import forward
 from revamp.models.critic import CriticConfig, PatchCritic
 from revamp.models.files import load_critic, load_model, save_critic, save_model
 from revamp.train.common import StageTrainer, validation_input
 from revamp.train.generator import GeneratorOutputs, recipe, source_recipe
+from revamp.train.losses import WeightedLoss
 
 
 def _critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -77,8 +78,7 @@ class CriticTrainer(StageTrainer):
         with torch.no_grad():
             for _, clean, degraded, step in self.data.val.items[:: max(1, len(self.data.val.items) // 16)]:
                 x = validation_input(self.generator, degraded, step, self.device)
-                h, w = clean.shape[:2]
-                fake = self.generator(x)[:, :, :h, :w].float().clamp(0, 1)
+                fake = forward(self.generator, x, self.generator.size_multiple, self.generator.config.scale)
                 real_logit, fake_logit = self.critic(to_tensor(clean)[None].to(self.device)), self.critic(fake)
                 rows.append((float(real_logit.mean()), float(fake_logit.mean()), float((real_logit > 0).float().mean()),
                              float((fake_logit < 0).float().mean())))

@@ -11,8 +11,9 @@ def _read(path: Path) -> list[dict]:
 
 
 def plot_run(run: Path, out: Path | None = None) -> Path:
-    import matplotlib
+    from revamp.runtime import need
 
+    matplotlib = need("matplotlib", "train", "`revamp train plot`")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

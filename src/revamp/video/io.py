@@ -274,11 +274,12 @@ def check_output(path: Path, codec: str) -> None:
         raise VideoError(f"{path.name}: {codec} needs a {' or '.join(sorted(suffixes))} file")
 
 
-# Re-encoding must not eat the restoration: on Vid4, a restored clip written with x264 at CRF c
-# loses against a lossless file about 0.03 dB PSNR-Y at c = the input's H.264-equivalent QP - 25
-# (QP 37 and 42: CRF 12; QP 32: CRF 7-8), and CRF 18 loses 0.07-0.96 dB (bench/output_quality.py,
-# docs/video.md). Inputs whose quantisers FFmpeg does not export (HEVC) get OUTPUT_CRF_BLIND.
-OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 25, 4, 12, 10
+# Re-encoding must not eat the restoration: on Vid4, a restored clip written with x264 (psycho-visual
+# tuning and adaptive quantisation off, as below) at CRF c = the input's H.264-equivalent QP - 24,
+# within 3-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27: CRF 3, 0.028 dB; QP 32:
+# CRF 8, 0.015; QP 37 and 42: CRF 12, 0.010 and 0.015; bench/output_quality.py, docs/video.md).
+# Inputs whose quantisers FFmpeg does not export (HEVC) get OUTPUT_CRF_BLIND.
+OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 24, 3, 12, 10
 
 
 def output_crf(input_qp: float | None) -> int:
@@ -302,8 +303,14 @@ def open_encoder_stream(container, codec: str, quality: int | None, info: VideoI
     options = {}
     if quality_option:
         options[quality_option] = str(output_crf(None) if quality is None else quality)
+    # At the near-transparent rates the defaults choose (CRF <= 12), psycho-visual tuning and adaptive
+    # quantisation only add error (x264's --tune psnr turns them off): at CRF 4 after an H.264 QP27
+    # input they cost 0.02 dB PSNR-Y (docs/video.md).
+    fidelity = quality_option == "crf" and (quality is None or quality <= OUTPUT_CRF_MAX)
+    if codec == "h264" and fidelity:
+        options["x264-params"] = "psy=0:aq-mode=0"
     if codec == "h265":
-        options["x265-params"] = "log-level=error"
+        options["x265-params"] = "log-level=error" + (":psy-rd=0:psy-rdoq=0:aq-mode=0" if fidelity else "")
     if codec == "prores":
         options["profile"] = "3"  # ProRes 422 HQ
     if codec == "ffv1":

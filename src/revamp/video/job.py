@@ -58,7 +58,7 @@ class VideoOptions:
     codec: str = "h264"
     quality: int | None = None  # CRF for h264/h265; None: from the input's quantisers (revamp.video.io.output_crf)
     deinterlace: str | None = None  # None, "bwdif" or "yadif"
-    stabilize: float = 0.5  # stabiliser strength; 0 turns it off
+    stabilize: float = 0.5  # the stabiliser's mix (revamp.video.stabilize); 0 turns it off
     segment_frames: int = 240
 
 

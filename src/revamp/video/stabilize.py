@@ -6,7 +6,7 @@ stabilised one, motion-compensated by optical flow measured on the *input* frame
 that motion compensation explains the input well (so occlusions, cuts and flow errors fall
 back to the per-frame result):
 
-    out_t = raw_t + strength * confidence_t * (warp(out_{t-1}) - raw_t)
+    out_t = raw_t + mix * confidence_t * (warp(out_{t-1}) - raw_t)
     confidence_t = exp(-(|in_t - warp(in_{t-1})| / tolerance_t)^2), per pixel, from the inputs.
 
 The tolerance follows the codec's noise: a mismatch that is compression noise on a heavily
@@ -45,7 +45,7 @@ class Motion:
     """How frame t maps onto frame t-1, at the output's resolution."""
 
     maps: tuple[np.ndarray, np.ndarray]  # cv2.remap maps that warp frame t-1 onto frame t
-    weight: np.ndarray  # strength * confidence, H x W float32
+    weight: np.ndarray  # mix * confidence, H x W float32
 
 
 def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
@@ -56,10 +56,10 @@ def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
 
 
 class TemporalStabilizer:
-    def __init__(self, strength: float = 0.5, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES):
-        if not 0 <= strength < 1:
-            raise ValueError("stabiliser strength must be in [0, 1)")
-        self.strength, self.tolerance, self.scale, self.flow_lines = strength, tolerance, scale, flow_lines
+    def __init__(self, mix: float = 0.5, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES):
+        if not 0 <= mix < 1:
+            raise ValueError("the stabiliser mix must be in [0, 1)")
+        self.mix, self.tolerance, self.scale, self.flow_lines = mix, tolerance, scale, flow_lines
         self.dis = dis_flow(refine=False)
         self.reset()
 
@@ -73,14 +73,14 @@ class TemporalStabilizer:
         ``tolerance``: this frame's blending tolerance (blend_tolerance), else the stabiliser's.
         Call once per frame, in order."""
         previous, self.prev_input = self.prev_input, frame_in
-        if previous is None or self.strength == 0:
+        if previous is None or self.mix == 0:
             return None
         flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines)
         if weight.mean() < CUT_AGREEMENT:
             return None  # a scene cut: nothing of the previous shot is blended in
         # exp(-(m / T)^2) ** ((T / t)^2) = exp(-(m / t)^2): the same mismatch at tolerance t.
         weight **= (TOLERANCE / (tolerance or self.tolerance)) ** 2
-        weight *= self.strength
+        weight *= self.mix
         if self.scale > 1:
             h, w = weight.shape
             weight = cv2.resize(weight, (w * self.scale, h * self.scale), interpolation=cv2.INTER_LINEAR)

@@ -13,7 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from revamp.defaults import TILE, TILE_OVERLAP
+from revamp.models.contract import forward
 
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 in input pixels
 Tile = int | tuple[int, int]  # a square tile's side, or (height, width)
@@ -79,16 +81,6 @@ class TilePool:
             yield pending.popleft().result()
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    """Pad bottom/right to a multiple (reflect, or replicate where the image is too small)."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, ph, pw
-
-
 def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
     r = np.ones(length, dtype=np.float32)
     n = min(overlap, length // 2)
@@ -105,8 +97,8 @@ def restore_tiled(
     run: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
     scale: int = 1,
-    tile: Tile = 512,
-    overlap: int = 64,
+    tile: Tile = TILE,
+    overlap: int = TILE_OVERLAP,
     multiple: int = 32,
     on_tile: Callable[[], None] | None = None,
     dest: np.ndarray | None = None,
@@ -145,8 +137,7 @@ def restore_tiled(
         x = image[None, :, y0:y1, x0:x1]
         if condition is not None:
             x = torch.cat([x, torch.from_numpy(condition(y0, y1, x0, x1))[None]], dim=1)
-        x, _, _ = pad_to_multiple(x, multiple)
-        return run(x)[0, :, : (y1 - y0) * scale, : (x1 - x0) * scale].permute(1, 2, 0).float().cpu().numpy()
+        return forward(run, x, multiple, scale)[0].permute(1, 2, 0).cpu().numpy()
 
     # With a pool, tiles are read while earlier ones are blended: safe in place too, as a tile
     # reads only rows at or below its row's top, and only rows above that have been written.

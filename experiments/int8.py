@@ -1,7 +1,7 @@
 """Does int8 (onnxruntime static quantisation) make a generator faster on this CPU, and what does it
 cost in quality? A check for the deployment issue: int8 would ship only if it were faster.
 
-    .venv/bin/python bench/int8.py [--model full] [--data ../shared/data/eval/live1] [--json FILE]
+    .venv/bin/python experiments/int8.py [--model full] [--data ../shared/data/eval/live1] [--json FILE]
 
 Variants, all with revamp's tiling (768-px tiles, as `revamp video`): onnxruntime fp32 (the
 `onnxruntime` backend), onnxruntime int8 QDQ of every quantisable op, onnxruntime int8 of the
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from revamp.bench import machine
 from revamp.data.degrade import jpeg
 from revamp.data.pairs import list_images
-from revamp.export import OnnxRunner, cached_onnx
+from revamp.evaluation.speed import machine
+from revamp.inference.export import OnnxRunner, cached_onnx
+from revamp.inference.restorer import Restorer
 from revamp.metrics.fidelity import psnr
-from revamp.registry import resolve_model
-from revamp.restorer import Restorer
+from revamp.models.registry import resolve_model
 
 # The convolutions that read the input picture and write the output (cheap: 3 channels on one side).
 FP32_ENDS = ["/encoder/conv_stem/Conv", "/to_rgb/Conv"]
@@ -127,7 +127,7 @@ def main() -> int:
                    "psnr_rgb": round(float(np.mean([psnr(o, c) for o, c in zip(out, cleans)])), 3),
                    "psnr_vs_onnxruntime_fp32": round(float(np.mean([psnr(o, r) for o, r in zip(out, reference)])), 2) if out is not reference else None}
             for name, out in outputs.items()}
-    result = {"command": f"bench/int8.py --model {args.model} --quality {args.quality} --limit {args.limit}", "machine": machine(),
+    result = {"command": f"experiments/int8.py --model {args.model} --quality {args.quality} --limit {args.limit}", "machine": machine(),
               "data": f"{args.data}, first {len(files)} images, JPEG q{args.quality}",
               "jpeg_psnr_rgb": round(float(np.mean([psnr(x, c) for x, c in zip(inputs, cleans)])), 3), "variants": rows}
     print(json.dumps(result))

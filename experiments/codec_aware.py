@@ -1,7 +1,7 @@
 """Codec-aware against blind (issue #8): two models of the same architecture, data and training,
 one told the quantiser (revamp.codec), one not, on LIVE1 and on the video clips.
 
-    .venv/bin/python bench/codec_aware.py --blind runs/fast-cpu5/generator/best.safetensors \\
+    .venv/bin/python experiments/codec_aware.py --blind runs/fast-cpu5/generator/best.safetensors \\
         --aware runs/fast-aware-cpu5/generator/best.safetensors [--shared ../shared] [--out results/codec-aware-gpu5]
 
 Each model is told what the file would tell `revamp`: the JPEG tables (for `jpeg-resaved`, JPEG at
@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from revamp.evaluate import evaluate, parse_degradations
-from revamp.restorer import Restorer
-from revamp.video.evaluate import evaluate_video
+from revamp.evaluation.images import evaluate, parse_degradations
+from revamp.evaluation.video import evaluate_video
+from revamp.inference.restorer import Restorer
 
 IMAGE = ["jpeg:10,20,30,40", "jpeg-resaved:10,20", "h264:27,32,37,42", "h264-reencoded:37"]
 VIDEO = ["h264:27,32,37,42", "h265:37", "h264-reencoded:37"]

@@ -6,7 +6,7 @@
 # Both fine-tune the blind twin (configs/default_blind.yaml, trained as in docs/codec.md) for the
 # same 1000 steps; only the specialists' degradation changes (one JPEG quality, no video, no
 # double compression). Then LIVE1 at q10-40, RGB PSNR, no crop.
-# Usage: scripts/specialist_bound.sh BLIND_TWIN OUT [QUALITY...]   (default qualities 10 20 30 40)
+# Usage: experiments/specialist_bound.sh BLIND_TWIN OUT [QUALITY...]   (default qualities 10 20 30 40)
 # Session 10 ran control + q20 (val_every 250), then q10, q30, q40, side by side on 2 CPU cores (35 and 55 min).
 set -euo pipefail
 init=$1; out=$2; shift 2

@@ -28,3 +28,29 @@ PUBLISHED = {
         "FBCNN (blind)": ("F1", [(29.67, 0.821, 29.22), (32.00, 0.885, 31.19), (33.37, 0.913, 32.32), (34.33, 0.928, 33.10)]),
     },
 }
+
+# The seed paper's own Tables I and II (Mameli, Bertini, Galteri, Del Bimbo, "A NoGAN approach for
+# image and video restoration and compression artifact removal"), as printed; ../shared/ANCHORS.md
+# section 5. Rows: (SSIM, LPIPS, BRISQUE, NIQE); None = not printed. Measured on DIV2K at JPEG q20
+# (Table II: x2 of 512-px inputs at q20) with metrics computed on ImageNet-normalised tensors, so only
+# the ordering of rows compares with ours, not the values.
+PAPER_METRICS = ("ssim", "lpips", "brisque", "niqe")
+PAPER_TABLE_I = {
+    "LPIPS (pre-GAN)": (0.6933, 0.1243, 85.09, 16.76),
+    "LPIPS (post-GAN)": (0.7374, 0.1526, 89.31, 17.57),
+    "LPIPS (post-GAN, small encoder)": (0.7301, 0.1502, 84.14, 17.67),
+    "MSE": (0.7293, 0.1661, 88.91, 17.82),
+    "SSIM": (0.7354, 0.1830, 86.87, 17.57),
+    "Target": (None, None, 85.32, 15.69),
+}
+PAPER_TABLE_II = {
+    "LPIPS (post-GAN)": (0.5809, 0.3676, 102.40, 18.20),
+    "LPIPS (post-GAN, small encoder)": (0.5830, 0.3427, 102.22, 18.38),
+    "MSE": (0.5680, 0.4173, 103.11, 18.47),
+    "SSIM": (0.5877, 0.4079, 100.28, 18.22),
+}
+# Our rows that correspond to the paper's (Table I: the ablation models; Table II has no
+# counterpart: our x2 model is one loss, one stage).
+PAPER_ROWS_OURS = {"LPIPS (pre-GAN)": "ablation-lpips-pregan", "LPIPS (post-GAN)": "ablation-lpips-postgan",
+                   "LPIPS (post-GAN, small encoder)": "ablation-small-postgan", "MSE": "ablation-mse", "SSIM": "ablation-ssim",
+                   "Target": "Target (originals)"}

@@ -23,9 +23,10 @@ OPSET = 17
 
 
 def export_onnx(model_path: str | Path, out: str | Path, opset: int = OPSET) -> Path:
-    import onnx
-
     from revamp.models.files import load_model, read_metadata
+    from revamp.runtime import need
+
+    onnx = need("onnx", "onnx", "ONNX export")
 
     model, _ = load_model(model_path, "cpu")
     model.eval()
@@ -58,8 +59,9 @@ class OnnxRunner:
     """Runs an exported generator with onnxruntime: (N, 3 + C, H, W) float32 tensor in, tensor out."""
 
     def __init__(self, onnx_path: str | Path, threads: int | None = None, spinning: bool = True):
-        import onnxruntime as ort
+        from revamp.runtime import need
 
+        ort = need("onnxruntime", "onnx", "the onnxruntime backend")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         if not spinning:  # idle threads sleep: several sessions in one process then do not slow each other
@@ -88,23 +90,20 @@ def cached_onnx(model_path: Path) -> Path:
 
 def max_difference(model_path: str | Path, onnx_path: str | Path, image: np.ndarray) -> float:
     """Max |torch - onnxruntime| on [0, 1] outputs for one H x W x 3 uint8 image (padded to the grid)."""
+    from revamp.codec import hint_for_image
+    from revamp.models.contract import forward, model_input
     from revamp.models.files import load_model
-    from revamp.tiling import pad_to_multiple
 
     model, _ = load_model(model_path, "cpu")
     model.eval()
+    h, w = image.shape[:2]
     x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255
-    if model.config.cond_channels:  # a codec-aware model: the planes the pixel estimator would give
-        from revamp.codec import hint_for_image
-
-        h, w = image.shape[:2]
-        x = torch.cat([x, torch.from_numpy(hint_for_image(None, image).planes(0, h, 0, w))[None]], dim=1)
-    if model.config.neighbours:  # a multi-frame model: a still picture is its own neighbour
-        x = torch.cat([x, x[:, :3].repeat(1, 2 * model.config.neighbours, 1, 1)], dim=1)
-    x, _, _ = pad_to_multiple(x, model.size_multiple)
+    # A codec-aware model gets the planes the pixel estimator would give; a multi-frame one, the still as its own neighbours.
+    planes = hint_for_image(None, image).planes(0, h, 0, w) if model.config.cond_channels else None
+    x = model_input(x, model.config.cond_channels, model.config.neighbours, planes)
     with torch.no_grad():
-        ref = model(x).clamp(0, 1)
-    got = OnnxRunner(onnx_path)(x).clamp(0, 1)
+        ref = forward(model, x, model.size_multiple, model.config.scale)
+    got = forward(OnnxRunner(onnx_path), x, model.size_multiple, model.config.scale)
     return float((ref - got).abs().max())
 
 

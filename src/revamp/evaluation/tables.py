@@ -13,9 +13,9 @@ import os
 import platform
 from pathlib import Path
 
-from revamp.anchors import PUBLISHED, Q
-from revamp.evaluate import evaluate
-from revamp.registry import SHIPPED
+from revamp.evaluation.anchors import PAPER_METRICS, PAPER_ROWS_OURS, PAPER_TABLE_I, PAPER_TABLE_II, PUBLISHED, Q
+from revamp.evaluation.images import evaluate
+from revamp.models.registry import SHIPPED
 
 TABLE_I = ("live1", 20)
 TABLE_II = ("set14/HR", 40)
@@ -35,10 +35,24 @@ def _table(summary: dict, metrics: list[str]) -> list[str]:
     return lines + [""] + [f"- {n}" for n in summary["notes"]]
 
 
-def _restorers(names: list[str]):
-    from revamp.restorer import Restorer
+# Table I's loss and encoder ablations: model files kept in the repository (not in the package),
+# read from the working directory as docs/bench is.
+ABLATION_DIR = Path("ablations")
+ABLATIONS = ("ablation-mse", "ablation-ssim", "ablation-lpips-pregan", "ablation-lpips-postgan", "ablation-small-postgan")
 
-    return {name: Restorer(name, device="cpu") for name in names}
+
+def _restorers(names: list[str]):
+    from revamp.inference.restorer import Restorer
+
+    def model(name: str) -> str:
+        if name not in ABLATIONS:
+            return name
+        path = ABLATION_DIR / f"{name}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run `revamp tables` in the repository, which holds the ablation models")
+        return str(path)
+
+    return {name: Restorer(model(name), device="cpu") for name in names}
 
 
 # The evaluated sections of docs/results.md and how their headings start.
@@ -60,12 +74,38 @@ def build(shared: Path, out_dir: Path, limit: int | None = None, quiet: bool = F
 def _table1(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> list[str]:
     name, q = TABLE_I
     metrics = ["psnr", "ssim", "lpips", "brisque", "niqe"]
-    ablations = [n for n in SHIPPED if n.startswith("ablation-")]
-    s = evaluate(_restorers(["default", "full", *ablations]), data / name, [("jpeg", q)], metrics, "rgb", 0, out_dir / "table1", quiet=quiet, limit=limit)
+    s = evaluate(_restorers(["default", "full", *ABLATIONS]), data / name, [("jpeg", q)], metrics, "rgb", 0, out_dir / "table1", quiet=quiet, limit=limit)
     return [f"{SECTIONS['table1']} artifact removal (LIVE1 colour, {s['images']} images, JPEG q{q}, RGB)", "",
             "SSIM/PSNR on RGB; LPIPS v0.1 AlexNet; BRISQUE and NIQE (no-reference, lower is better) on the outputs and, in the "
-            "Target row, on the originals. The paper's own Table I is not reproduced beside ours: its numbers are not in the "
-            "sources available to this project.", "", *_table(s, metrics), ""]
+            "Target row, on the originals.", "", *_table(s, metrics), "", *_paper_table(PAPER_TABLE_I, "I", s), ""]
+
+
+def _paper_table(rows: dict, number: str, ours: dict | None = None) -> list[str]:
+    """The paper's Table ``number`` as printed, with our rank of the same row (1 = best) beside its rank."""
+    def ranks(values: dict, metric: str) -> dict:
+        present = {k: v for k, v in values.items() if v is not None}
+        order = sorted(present, key=present.get, reverse=metric == "ssim")
+        return {k: order.index(k) + 1 for k in present}
+
+    by_method = {r["method"]: r for r in (ours or {}).get("results", [])}
+    compared = [k for k in rows if k != "Target" and PAPER_ROWS_OURS.get(k) in by_method] if ours else []
+    paper_rank = {m: ranks({k: rows[k][i] for k in compared}, m) for i, m in enumerate(PAPER_METRICS)}
+    our_rank = {m: ranks({k: by_method[PAPER_ROWS_OURS[k]][m] for k in compared}, m) for m in PAPER_METRICS}
+    lines = [f"The paper's Table {number} as printed (../shared/ANCHORS.md section 5). Its data (DIV2K, JPEG q20) and its "
+             "metric implementations (computed on ImageNet-normalised tensors: a Target NIQE of 15.7 where natural images "
+             "score 3-5) differ from ours, so compare the ordering of the rows, not the values"
+             + (": in brackets, each row's rank among the five trained rows in the paper / in our table above (1 = best)." if compared else "."),
+             "", "| the paper's row | " + " | ".join(m.upper() for m in PAPER_METRICS) + " |", "|---|" + "---|" * len(PAPER_METRICS)]
+    for name, values in rows.items():
+        cells = []
+        for metric, v in zip(PAPER_METRICS, values):
+            cell = "–" if v is None else f"{v:.4f}" if metric in ("ssim", "lpips") else f"{v:.2f}"
+            if name in compared:
+                cell += f" ({paper_rank[metric][name]} / {our_rank[metric][name]})"
+            cells.append(cell)
+        label = f"{name} (ours: `{PAPER_ROWS_OURS[name]}`)" if name in compared else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _table2(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> list[str]:
@@ -81,7 +121,8 @@ def _table2(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> list[s
         s = evaluate(_restorers(models), data / name, [("jpeg", q)], metrics, "y", scale, out_dir / f"table2-x{scale}", quiet=quiet,
                      scale=scale, limit=limit)
         parts += [f"x{scale}, Y channel, border crop {scale} px:", "", *_table(s, metrics), ""]
-    return parts
+    return parts + [*_paper_table(PAPER_TABLE_II, "II"), "", "The paper's Table II compares four losses for one x2 model; "
+                    "we ship one x2 and one x4 model of one loss, so there is no ordering to compare: its rows are here for reference.", ""]
 
 
 def _literature(data: Path, out_dir: Path, limit: int | None, quiet: bool) -> list[str]:
@@ -124,7 +165,7 @@ BENCH_HEADING = "## Benchmarks"
 
 def _bench_sections(folder: Path) -> list[str]:
     """Speed and memory: `revamp bench` reports as tables, other benchmark JSONs as they are."""
-    from revamp.bench import bench_markdown
+    from revamp.evaluation.speed import bench_markdown
 
     lines = [BENCH_HEADING, ""]
     found = sorted(folder.glob("*.json")) if folder.is_dir() else []

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from revamp.data.degrade import double_jpeg, jpeg
+from revamp.data.degrade import REENCODE_QP, RESAVE_QUALITY, bicubic_up, frame_step, make_input
+from revamp.imageio import INPUT_SUFFIXES
 from revamp.metrics import psnr, psnr_b, ssim
 
 
@@ -50,9 +51,6 @@ TARGET = "Target (originals)"
 
 QUANTISER_RANGE = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "mpeg2": (1, 31), "mpeg4": (1, 31),
                    "jpeg-resaved": (1, 100), "h264-reencoded": (0, 51)}
-# Mismatch cases for codec-aware models: the file reports a lighter compression than the damage.
-RESAVE_QUALITY = 90  # jpeg-resaved:Q = JPEG at Q, cropped by 4 px (grid shift), saved again at q90
-REENCODE_QP = 22  # h264-reencoded:QP = H.264 at QP, decoded and encoded again at QP 22
 
 
 def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
@@ -73,29 +71,10 @@ def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
     return out
 
 
-def compress(img: np.ndarray, kind: str, q: int) -> np.ndarray:
-    """One picture through JPEG, or through a video codec as an intra-coded frame (PyAV), at quantiser q."""
-    if kind == "jpeg":
-        return jpeg(img, q)
-    if kind == "jpeg-resaved":
-        return double_jpeg(img, q, RESAVE_QUALITY, (4, 4))
-    from revamp.data.degrade import video_roundtrip
-
-    rgb = np.dstack([img] * 3) if img.ndim == 2 else img
-    h, w = rgb.shape[:2]
-    even = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    if kind == "h264-reencoded":
-        out = video_roundtrip(video_roundtrip([even], "h264", q), "h264", REENCODE_QP)[0][:h, :w]
-    else:
-        out = video_roundtrip([even], kind, q)[0][:h, :w]
-    return np.round(out.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8) if img.ndim == 2 else out
-
-
 def file_hint(kind: str, q: int, height: int, width: int):
     """What the compressed file would tell a codec-aware model: the JPEG tables, or the quantiser of
     the intra frame (H.264, MPEG-2, MPEG-4; FFmpeg exports nothing for HEVC, so that stays blind)."""
     from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
-    from revamp.data.degrade import frame_step
 
     if kind in ("jpeg", "jpeg-resaved"):
         told = q if kind == "jpeg" else RESAVE_QUALITY
@@ -136,32 +115,12 @@ def _readable(files: list[Path], gray: bool, notes: list[str], quiet: bool) -> l
     return good
 
 
-def make_input(clean: np.ndarray, q: int, scale: int, kind: str = "jpeg") -> tuple[np.ndarray, np.ndarray]:
-    """(reference, degraded input): for SR the reference is cropped to a multiple of the scale and
-    the input is its bicubic downscale (PIL), then compressed."""
-    if scale > 1:
-        from revamp.data.degrade import downscale
-
-        h, w = clean.shape[0] // scale * scale, clean.shape[1] // scale * scale
-        clean = np.ascontiguousarray(clean[:h, :w])
-        small = downscale(clean if clean.ndim == 3 else np.dstack([clean] * 3), scale)
-        small = small[..., 0] if clean.ndim == 2 else small
-    else:
-        small = clean
-    return clean, compress(small, kind, q)
-
-
-def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    return np.asarray(Image.fromarray(img).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
-
-
 TUNE_IMAGES = 6  # the classical baseline's qp is tuned on the first images of the set
 
 
 def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, crop: int, notes: list[str], gray: bool = False) -> dict:
     """qp of the classical filter for each quality, tuned for PSNR on the first TUNE_IMAGES images."""
-    from revamp import baselines
+    from revamp.evaluation import baselines
 
     if baselines.ffmpeg_binary() is None:
         notes.append(f"The FFmpeg {baseline} row is left out: the system ffmpeg binary is not installed (Debian package ffmpeg).")
@@ -179,7 +138,7 @@ def baseline_qps(files: list[Path], degradations, baseline: str, channel: str, c
 def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], metrics: list[str],
              channel: str, crop: int, out: Path, quiet: bool = False, scale: int = 1, baseline: str = "spp",
              html: bool = False, gray: bool = False, limit: int | None = None) -> dict:
-    files = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".jpg"))[:limit]
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)[:limit]
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; available: {', '.join(METRICS)}")
@@ -191,7 +150,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
     rows = []
     report = None
     if html:
-        from revamp.report import VisualReport
+        from revamp.evaluation.report import VisualReport
 
         report = VisualReport(out, f"Data {data}, scale x{scale}; gain = PSNR of the last model minus the input's.")
     total = len(files) * len(degradations)
@@ -203,7 +162,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
             label = "JPEG" if kind == "jpeg" else kind.upper()
             outputs = {f"{label} (input)": degraded} if scale == 1 else {f"bicubic x{scale} of the {label}": bicubic_up(degraded, scale)}
             if (kind, q) in qps:
-                from revamp.baselines import deblock
+                from revamp.evaluation.baselines import deblock
 
                 outputs[f"FFmpeg {baseline}"] = deblock(degraded, baseline, qps[(kind, q)])
             for name, restorer in models.items():

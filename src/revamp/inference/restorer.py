@@ -13,18 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from revamp.codec import CodecHint, hint_for_image, jpeg_step
+from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP
 from revamp.imageio import Picture, picture_from_pil
+from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
 from revamp.models.files import load_model
+from revamp.models.registry import resolve_model
 from revamp.models.unet import fold_batchnorm
-from revamp.registry import resolve_model
-from revamp.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
+from revamp.runtime import cpu_has_bf16_units, has_onnxruntime, pick_device
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
 # Strength above 1 blends in a Gaussian blur of the restored tile (sigma in pixels): a low-pass,
@@ -39,9 +34,7 @@ def pick_backend(backend: str, device: torch.device) -> str:
     if backend == "auto":
         if device.type != "cpu":
             return "torch"
-        from revamp.train.common import cpu_has_bf16_units
-
-        return "torch-bf16" if cpu_has_bf16_units() else "onnxruntime" if _has_onnxruntime() else "torch"
+        return "torch-bf16" if cpu_has_bf16_units() else "onnxruntime" if has_onnxruntime() else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use auto, {', '.join(BACKENDS)}")
     if backend == "onnxruntime" and device.type != "cpu":
@@ -60,12 +53,6 @@ def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
     return torch.compile(model)
 
 
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
 class Restorer:
     """Restores images with a generator model.
 
@@ -74,13 +61,13 @@ class Restorer:
     processed in overlapping tiles, so memory stays bounded for any size.
     ``compile``: torch.compile the network (torch backends; see ``compile_for_inference``).
     ``even_tiles``: cut each picture into tiles of about equal size, as many as ``tile`` gives
-    (``revamp.tiling.even_tile``; `revamp video`, whose frames' tiles run side by side).
+    (``revamp.inference.tiling.even_tile``; `revamp video`, whose frames' tiles run side by side).
     ``strength`` (0 to 2): 1 is the model as trained; 0 gives the input back, 0.5 half of the
     model's correction; above 1 the result is also slightly blurred (``_strengthen``).
     """
 
-    def __init__(self, model: str = "default", device: str = "auto", tile: int = 512, tile_overlap: int = 64, backend: str = "torch",
-                 strength: float = 1.0, compile: bool = False, even_tiles: bool = False):
+    def __init__(self, model: str = "default", device: str = "auto", tile: int = TILE, tile_overlap: int = TILE_OVERLAP, backend: str = "torch",
+                 strength: float = STRENGTH, compile: bool = False, even_tiles: bool = False):
         if not 0 <= strength <= 2:
             raise ValueError(f"strength must be between 0 and 2, not {strength}")
         self.strength = strength
@@ -97,7 +84,7 @@ class Restorer:
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
         if self.backend == "onnxruntime":
-            from revamp.export import OnnxRunner, cached_onnx
+            from revamp.inference.export import OnnxRunner, cached_onnx
 
             self.onnx = OnnxRunner(cached_onnx(self.model_path))
         else:

@@ -20,8 +20,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
-from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
-from revamp.evaluate import REENCODE_QP
+from revamp.data.degrade import REENCODE_QP, VIDEO_CODECS, video_roundtrip
+from revamp.imageio import INPUT_SUFFIXES
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
 from revamp.video.flow import dis_flow
@@ -31,7 +31,6 @@ from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import TemporalStabilizer
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".m2ts", ".ts", ".mpg", ".webm", ".y4m"}
-FRAME_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}
 METRICS = ("psnr_y", "ssim_y", "warp_error", "tof", "tlp")
 
 
@@ -48,7 +47,7 @@ def load_clips(data: Path, max_frames: int) -> dict[str, list[np.ndarray]]:
                         break
             clips[path.stem] = frames
         elif path.is_dir():
-            stills = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)[:max_frames]
+            stills = sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)[:max_frames]
             if len(stills) >= 2:
                 clips[path.name] = [np.asarray(Image.open(p).convert("RGB")) for p in stills]
     if not clips:
@@ -70,18 +69,18 @@ def ffmpeg_deblock(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
-    from revamp import baselines
+    from revamp.evaluation import baselines
 
     tune = list(zip(frames[:4], refs[:4]))
     qp = baselines.tune_qp(tune, "spp", lambda a, b: psnr(a, b, channel="y"))
     return [baselines.deblock(f, "spp", qp) for f in frames], qp
 
 
-def restore_clip(restorer, frames: list[np.ndarray], strength: float, hints: list[CodecHint] | None = None,
+def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[CodecHint] | None = None,
                  kind: str | None = None) -> list[np.ndarray]:
     """A clip restored as `revamp video` does (multi-frame models see their neighbours); ``kind``:
     the codec the clip went through (revamp.data.degrade.VIDEO_CODECS)."""
-    stabilizer = TemporalStabilizer(strength, scale=restorer.scale) if strength else None
+    stabilizer = TemporalStabilizer(mix, scale=restorer.scale) if mix else None
     hints = hints or [BLIND] * len(frames)
     codec = VIDEO_CODECS[kind][1] if kind in VIDEO_CODECS else None
     n = restorer.neighbours
@@ -110,7 +109,7 @@ def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows) -> dict[st
 
 def evaluate_video(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], out: Path, stabilize: float = 0.5,
                    max_frames: int = 60, baseline: str = "spp", quiet: bool = False) -> dict:
-    from revamp import baselines
+    from revamp.evaluation import baselines
 
     for kind, _ in degradations:
         if kind not in ("h264", "h265", "mpeg2", "mpeg4", "h264-reencoded"):

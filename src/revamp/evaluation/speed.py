@@ -19,15 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from revamp.defaults import TILE_OVERLAP, VIDEO_TILE
+
 ENCODERS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "resnet34")
 SIZES = ("640x360", "1280x720", "1920x1080")
 DECODERS = ("full", "light")
 
 
 def available_backends() -> list[str]:
-    from revamp.restorer import BACKENDS, _has_onnxruntime
+    from revamp.inference.restorer import BACKENDS
+    from revamp.runtime import has_onnxruntime
 
-    return [b for b in BACKENDS if b != "onnxruntime" or _has_onnxruntime()]
+    return [b for b in BACKENDS if b != "onnxruntime" or has_onnxruntime()]
 
 
 def machine() -> str:
@@ -63,7 +66,7 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
     whole generator and its encoder alone."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from revamp.tiling import pad_to_multiple
+    from revamp.models.contract import pad_to_multiple
 
     x, _, _ = pad_to_multiple(torch.zeros(1, model.config.input_planes, h, w), model.size_multiple)
     with FlopCounterMode(display=False, depth=2) as counter, torch.no_grad():
@@ -72,11 +75,11 @@ def gflops(model, h: int, w: int) -> tuple[float, float]:
     return counter.get_total_flops() / 1e9, encoder / 1e9
 
 
-def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = 768,
-              tile_overlap: int = 64, progress=print, decoders=DECODERS) -> dict:
+def run_bench(encoders=ENCODERS, sizes=SIZES, backends=None, width: int = 32, runs: int = 3, tile: int = VIDEO_TILE,
+              tile_overlap: int = TILE_OVERLAP, progress=print, decoders=DECODERS) -> dict:
+    from revamp.inference.restorer import Restorer
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
-    from revamp.restorer import Restorer
 
     backends = list(backends or available_backends())
     results = []

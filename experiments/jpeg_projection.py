@@ -7,7 +7,7 @@ its luma closer to the truth, if the truth is inside. This measures how much tha
 network's output on LIVE1, and how often the truth really lies inside the intervals read back
 from the decoded pixels.
 
-    .venv/bin/python bench/jpeg_projection.py --model default [--limit 8] [--json out.json]
+    .venv/bin/python experiments/jpeg_projection.py --model default [--limit 8] [--json out.json]
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from scipy.fft import idctn
 
 from revamp.codec import CodecHint, block_dct, ijg_table, jpeg_luma, jpeg_step
 from revamp.data.degrade import jpeg
+from revamp.inference.restorer import Restorer
 from revamp.metrics.fidelity import psnr
-from revamp.restorer import Restorer
 
 
 def luma_dct(rgb: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ def main() -> int:
         print(f"q{q}: JPEG {row['jpeg']:.3f} dB, restored {row['restored']:.3f}, projected {row['projected']:.3f} "
               f"({row['projected'] - row['restored']:+.3f}); truth inside the intervals: {100 * row['truth_inside']:.2f} %", flush=True)
     if args.json:
-        report = {"command": "bench/jpeg_projection.py " + " ".join(sys.argv[1:]), "model": args.model, "images": len(files),
+        report = {"command": "experiments/jpeg_projection.py " + " ".join(sys.argv[1:]), "model": args.model, "images": len(files),
                   "channel": "rgb", "rows": rows}
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0

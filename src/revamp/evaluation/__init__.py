@@ -1,0 +1,1 @@
+"""Measuring: image and video evaluation, the results tables, classical baselines, published anchors, speed."""
