@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains several models side by side on one GPU machine (the lent H100/H200), each cut by SIGINT
+# Trains several models side by side on one GPU machine (e.g. an H100/H200), each cut by SIGINT
 # after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation),
 # and collects every run's best, final and last (at the stop) model files and its logs under OUT.
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...

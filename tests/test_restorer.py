@@ -85,3 +85,30 @@ def test_restoring_loads_no_training_evaluation_or_study_code():
             "print(' '.join(m for m in sys.modules if m.startswith(('revamp.train', 'revamp.evaluation', 'revamp.study'))) or 'none')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["none"]
+
+
+def test_self_ensemble_maps_every_view_back_and_moves_the_codec_blocks_with_the_pixels(restorer, monkeypatch):
+    """--ensemble: eight flips/rotations of the picture (padded to 16 px so the 8x8 grid stays on
+    the grid), each restored and mapped back, averaged. A model that returns its input gives the
+    input back; the codec hint of each view is the hint of the picture, transformed alike."""
+    from revamp import Restorer
+    from revamp.codec import CodecHint
+    from revamp.inference.restorer import _dihedral
+
+    rgb = natural_image(37, 50).astype(np.float32) / 255
+    identity = Restorer("default", strength=0.0, ensemble=True)  # strength 0: the network's correction is dropped
+    assert np.allclose(identity.restore_rgb(rgb.copy()), rgb, atol=1e-6)
+
+    steps = np.arange(5 * 7, dtype=np.float32).reshape(5, 7) + 1  # one step per 8x8 block, all different
+    hint = CodecHint(steps, 8, "test")
+    seen = []
+    ensemble = Restorer("default", ensemble=True)
+    monkeypatch.setattr(ensemble, "_restore_once", lambda view, on_tile, inplace, told, n: seen.append((view.copy(), told)) or view)
+    out = ensemble.restore_rgb(rgb.copy(), hint=hint)
+    assert out.shape == rgb.shape and np.allclose(out, rgb, atol=1e-6) and len(seen) == 8
+    padded = np.pad(rgb, ((0, 11), (0, 14), (0, 0)), mode="edge")
+    planes = CodecHint(np.pad(steps, ((0, 1), (0, 1)), mode="edge"), 8, "test").planes(0, 48, 0, 64)[0]
+    for k, (view, told) in enumerate(seen):
+        assert np.array_equal(view, _dihedral(padded, k))
+        assert np.array_equal(told.planes(0, *view.shape[:1], 0, view.shape[1])[0], _dihedral(planes, k))
+    assert ensemble.tile_count(50, 37) == 8 * restorer.tile_count(64, 48)

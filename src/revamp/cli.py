@@ -63,7 +63,8 @@ def _restorer(args, model: str | None = None):
     from revamp.inference.restorer import Restorer
     from revamp.models.files import ModelFileError
 
-    options = {k: getattr(args, k) for k in ("device", "tile", "tile_overlap", "backend", "strength", "compile", "even_tiles") if hasattr(args, k)}
+    options = {k: getattr(args, k) for k in ("device", "tile", "tile_overlap", "backend", "strength", "compile", "even_tiles", "ensemble")
+               if hasattr(args, k)}
     try:
         return Restorer(model or args.model, **options)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
@@ -235,7 +236,7 @@ def cmd_eval(args) -> int:
         raise CliError(f"{data}: no such folder")
     models = {}
     for name in args.model:
-        models[name] = _restorer(args, name)
+        models[f"{name} x8" if args.ensemble else name] = _restorer(args, name)
     if args.video:
         return _eval_video(args, models, degradations, data)
     try:
@@ -463,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     image.add_argument("--max-pixels", type=_megapixels, default=MAX_PIXELS, metavar="MP",
                        help=f"refuse pictures larger than this many megapixels (default {MAX_PIXELS // 10**6})")
+    image.add_argument("--ensemble", action="store_true",
+                       help="average the restorations of the picture's 8 flips and rotations: more fidelity, 8x the time")
     _add_inference_options(image)
     image.set_defaults(func=cmd_image)
 
@@ -507,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stabilize", type=_number(float, low=0, below=1), default=0.5, help="with --video: also rows with the temporal stabiliser at this mix (0: none)")
     ev.add_argument("--max-frames", type=_number(int, low=2), default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
+    ev.add_argument("--ensemble", action="store_true", help="restore with the x8 self-ensemble (rows named MODEL x8)")
     _add_inference_options(ev, model=None, backend="torch")  # reference numbers in fp32
     ev.set_defaults(func=cmd_eval)
 

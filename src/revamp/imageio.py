@@ -93,6 +93,16 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](arr)) if orientation in ops else arr
 
 
+def read_dataset_image(path: str | Path, keep_gray: bool = False) -> np.ndarray:
+    """An 8-bit picture of a training or evaluation set, pixels as stored (no EXIF rotation, no
+    colour management): uint8 RGB, or H x W for a grayscale file when ``keep_gray``. What the
+    datasets' published numbers were measured on; ``read_image`` is for users' files."""
+    with Image.open(path) as im:
+        if keep_gray and im.mode in ("L", "I;16", "1"):
+            return np.asarray(im.convert("L"))
+        return np.asarray(im.convert("RGB"))
+
+
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Picture:
     """The picture in ``path``; ImageReadError (one line) for anything that cannot be restored,
     including pictures over ``max_pixels``, which are refused before they are decoded."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from revamp.codec import BLIND, CodecHint
@@ -52,11 +51,6 @@ def list_clips(folders: list[str | Path]) -> list[list[Path]]:
     if not clips:
         raise FileNotFoundError(f"no clips (folders of frames) in {', '.join(map(str, folders))}")
     return clips
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

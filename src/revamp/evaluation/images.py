@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from revamp.data.degrade import REENCODE_QP, RESAVE_QUALITY, bicubic_up, frame_step, make_input
-from revamp.imageio import INPUT_SUFFIXES
+from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, psnr_b, ssim
 
 
@@ -89,10 +88,9 @@ def file_hint(kind: str, q: int, height: int, width: int):
 def load_clean(path: Path, gray: bool = False) -> np.ndarray:
     """A reference image as uint8; ``gray`` turns colour into rounded BT.601 Y (16..235), which is
     how the grayscale test sets of the deblocking literature (e.g. LIVE1 gray) were made."""
-    with Image.open(path) as im:
-        if im.mode in ("L", "I;16", "1"):
-            return np.asarray(im.convert("L"))
-        rgb = np.asarray(im.convert("RGB"))
+    rgb = read_dataset_image(path, keep_gray=True)
+    if rgb.ndim == 2:
+        return rgb
     if gray:
         from revamp.metrics import rgb_to_y
 

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
 from revamp.data.degrade import REENCODE_QP, VIDEO_CODECS, video_roundtrip
-from revamp.imageio import INPUT_SUFFIXES
+from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
 from revamp.video.flow import dis_flow
@@ -49,7 +48,7 @@ def load_clips(data: Path, max_frames: int) -> dict[str, list[np.ndarray]]:
         elif path.is_dir():
             stills = sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES)[:max_frames]
             if len(stills) >= 2:
-                clips[path.name] = [np.asarray(Image.open(p).convert("RGB")) for p in stills]
+                clips[path.name] = [read_dataset_image(p) for p in stills]
     if not clips:
         raise ValueError(f"no video files or frame folders in {data}")
     return {name: [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames] for name, frames in clips.items()}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from revamp.codec import CodecHint, hint_for_image, jpeg_step
+from revamp.codec import BLIND, CodecHint, hint_for_image, jpeg_step
 from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP
 from revamp.imageio import Picture, picture_from_pil
 from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
@@ -64,13 +64,15 @@ class Restorer:
     (``revamp.inference.tiling.even_tile``; `revamp video`, whose frames' tiles run side by side).
     ``strength`` (0 to 2): 1 is the model as trained; 0 gives the input back, 0.5 half of the
     model's correction; above 1 the result is also slightly blurred (``_strengthen``).
+    ``ensemble``: the mean of the restorations of the picture's eight flips and rotations, mapped
+    back (the restoration literature's x8 self-ensemble): more fidelity for 8x the time; stills only.
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = TILE, tile_overlap: int = TILE_OVERLAP, backend: str = "torch",
-                 strength: float = STRENGTH, compile: bool = False, even_tiles: bool = False):
+                 strength: float = STRENGTH, compile: bool = False, even_tiles: bool = False, ensemble: bool = False):
         if not 0 <= strength <= 2:
             raise ValueError(f"strength must be between 0 and 2, not {strength}")
-        self.strength = strength
+        self.strength, self.ensemble = strength, ensemble
         self.device = pick_device(device)
         self.model_path: Path = resolve_model(model)
         self.model, self.metadata = load_model(self.model_path, self.device)
@@ -144,7 +146,14 @@ class Restorer:
         return self.tile
 
     def tile_count(self, width: int, height: int) -> int:
-        return len(tile_windows(height, width, self.tile_size(width, height), self.tile_overlap, self.eager_model.size_multiple))
+        """Tiles (``on_tile`` calls) one picture takes: with the ensemble, those of its eight views."""
+        def count(w: int, h: int) -> int:
+            return len(tile_windows(h, w, self.tile_size(w, h), self.tile_overlap, self.eager_model.size_multiple))
+
+        if not self.ensemble:
+            return count(width, height)
+        w, h = width + -width % 16, height + -height % 16
+        return 4 * (count(w, h) + count(h, w))
 
     def restore_rgb(self, rgb: np.ndarray, on_tile: Callable[[], None] | None = None, inplace: bool = False,
                     hint: CodecHint | None = None, neighbours: np.ndarray | None = None) -> np.ndarray:
@@ -153,6 +162,37 @@ class Restorer:
         the file says about its quantiser (codec-aware models; None: estimated from the pixels).
         ``neighbours``: multi-frame models' aligned neighbouring frames (revamp.video.neighbours;
         None: the picture stands alone)."""
+        if self.ensemble:
+            if neighbours is not None:
+                raise ValueError("the self-ensemble is for still pictures, not for a frame with neighbours")
+            return self._restore_ensemble(rgb, on_tile, hint)
+        return self._restore_once(rgb, on_tile, inplace, hint, neighbours)
+
+    def _restore_ensemble(self, rgb: np.ndarray, on_tile: Callable[[], None] | None, hint: CodecHint | None) -> np.ndarray:
+        """The mean of the restorations of the eight flips and rotations of ``rgb``, each mapped back.
+        The picture is first padded to a multiple of 16 px (edge pixels), so that every transform
+        keeps the JPEG/MPEG block grid where it was and the codec hint's blocks move with the pixels."""
+        h, w = rgb.shape[:2]
+        ph, pw = -h % 16, -w % 16
+        padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        steps, block = None, 8
+        if self.codec_aware:
+            hint = hint if hint is not None else hint_for_image(None, rgb)
+            if hint.steps is not None:
+                block = hint.block
+                rows, cols = -(-(h + ph) // block), -(-(w + pw) // block)
+                steps = np.pad(hint.steps, ((0, max(rows - hint.steps.shape[0], 0)), (0, max(cols - hint.steps.shape[1], 0))), mode="edge")[:rows, :cols]
+        total = np.zeros(((h + ph) * self.scale, (w + pw) * self.scale, 3), dtype=np.float32)
+        for k in range(8):
+            view = np.ascontiguousarray(_dihedral(padded, k))
+            told = None
+            if self.codec_aware:
+                told = BLIND if steps is None else CodecHint(np.ascontiguousarray(_dihedral(steps, k)), block, hint.source)
+            total += _dihedral_inverse(self._restore_once(view, on_tile, True, told, None), k)
+        return total[: h * self.scale, : w * self.scale] / 8
+
+    def _restore_once(self, rgb: np.ndarray, on_tile: Callable[[], None] | None, inplace: bool, hint: CodecHint | None,
+                      neighbours: np.ndarray | None) -> np.ndarray:
         image = torch.from_numpy(rgb).permute(2, 0, 1)  # a view: tiles are copied one at a time
         h, w = rgb.shape[:2]
         condition = None
@@ -225,6 +265,17 @@ class Restorer:
         if top == 1.0:
             return y.astype(arr.dtype)
         return (np.clip(y, 0, 1) * top + 0.5).astype(arr.dtype)
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the eight flips and rotations of an H x W (x C) array (k = 0: itself)."""
+    a = np.rot90(a, k % 4)
+    return a[:, ::-1] if k >= 4 else a
+
+
+def _dihedral_inverse(a: np.ndarray, k: int) -> np.ndarray:
+    a = a[:, ::-1] if k >= 4 else a
+    return np.rot90(a, -(k % 4))
 
 
 def _with_neighbours(condition: Callable[[int, int, int, int], np.ndarray] | None, neighbours: np.ndarray,

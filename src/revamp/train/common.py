@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
 from revamp.data.degrade import bicubic_up, build_degradation, build_video_degradation, make_input
-from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, load_rgb, split_train_val, to_tensor
+from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images, split_train_val, to_tensor
+from revamp.imageio import read_dataset_image
 from revamp.metrics import psnr
 from revamp.models.contract import forward, model_input
 from revamp.runtime import init_distributed, pick_device, use_bf16
@@ -70,7 +71,7 @@ class ValidationSet:
 
         self.scale = scale
         # (key, reference, compressed input, quantiser step): the same preparation as `revamp eval`.
-        images = [load_rgb(f) for f in files]
+        images = [read_dataset_image(f) for f in files]
         self.items = [(f"q{q}", *make_input(img[:max_side, :max_side], q, scale), jpeg_step(ijg_table(q))) for img in images for q in qualities]
         if video and scale != 1:
             raise ValueError("val_video is for artifact-removal models (scale 1)")
@@ -145,7 +146,7 @@ class TrainingData:
         files = list_images(cfg["data"]["train"])
         train_files, val_files = split_train_val(files, cfg["data"]["val_count"])
         self.train_files, self.val_files = train_files, val_files
-        self.images = [load_rgb(f) for f in train_files]
+        self.images = [read_dataset_image(f) for f in train_files]
         self.scale = cfg["model"]["scale"]
         neighbours = cfg["model"].get("neighbours", 0)
         self.degradation = build_degradation(cfg["degradation"], self.scale, neighbours)
@@ -154,7 +155,7 @@ class TrainingData:
         if cfg["data"].get("clips"):
             if self.scale != 1 or "video" not in cfg["degradation"]:
                 raise ValueError("data.clips needs an artifact-removal model (scale 1) with a degradation.video section")
-            self.clips = [np.stack([load_rgb(f) for f in frames]) for frames in list_clips(cfg["data"]["clips"])]
+            self.clips = [np.stack([read_dataset_image(f) for f in frames]) for frames in list_clips(cfg["data"]["clips"])]
             self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours)
         self.val = ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours) if val_files else None
 
