@@ -45,6 +45,8 @@ def load_checkpoint(run_dir: Path, prefix: str, modules: dict[str, torch.nn.Modu
     tensors = load_file(str(run_dir / f"{prefix}.safetensors"))
     for name, module in modules.items():
         sd = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+        if not sd:
+            raise ValueError(f"the checkpoint in {run_dir} has no {name!r} weights: it was made with another config (e.g. without optim.ema)")
         module.load_state_dict(sd)
     for name, opt in optimizers.items():
         state: dict[int, dict] = {}

@@ -58,7 +58,9 @@ DEFAULTS: dict = {
     # JpegDegradation's defaults, as these do.
     "degradation": {"jpeg": {}},
     "loss": {"charbonnier": 1.0},
-    "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0},
+    # ema: decay of an exponential moving average of the generator's weights, validated and
+    # exported instead of the raw weights (0: none).
+    "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0, "ema": 0.0},
     # Phase 1: 64x64 patches (codec blocks, mosquito noise); phase 2: larger crops of whole images.
     "phases": [
         {"name": "patches", "patch": 64, "batch": 32, "steps": 1000},
@@ -205,7 +207,7 @@ SCHEMA: dict = {
     },
     "loss": lambda v: _keys_in(_loss_terms(), _number(low=0))(v),
     "optim": {"lr": _POSITIVE, "min_lr": _number(low=0), "betas": _list(_number(low=0, high=1), 2), "weight_decay": _number(low=0),
-              "warmup": _number(int, low=0), "grad_clip": _number(low=0)},
+              "warmup": _number(int, low=0), "grad_clip": _number(low=0), "ema": _number(low=0, high=0.99999)},
     "phases": _phases,
     "critic": {"model": {"width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB, "spectral_norm": _one_of(True, False)},
                "lr": _POSITIVE, "warmup": _number(int, low=0), "phases": _phases},

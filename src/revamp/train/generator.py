@@ -2,6 +2,8 @@
 on 64x64 patches first, then on larger crops of whole images."""
 from __future__ import annotations
 
+import copy
+
 import json
 from pathlib import Path
 
@@ -79,6 +81,7 @@ def recipe(trainer: GeneratorOutputs, stage: str, extra: dict | None = None) -> 
         "data": c["data"]["train"],
         "clips": c["data"].get("clips") or None,
         "seed": c["seed"],
+        "optim": c["optim"],
         "init": Path(c["init"]).name if c.get("init") else None,
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else "cpu",
         "processes": trainer.dist.world,
@@ -101,10 +104,15 @@ class GeneratorOutputs(StageTrainer):
     def export(self, name: str) -> Path:
         raise NotImplementedError
 
+    @property
+    def shipped(self) -> torch.nn.Module:
+        """The weights that are validated and exported: the EMA of the weights when the stage keeps one."""
+        return getattr(self, "ema", None) or self.model
+
     def validate(self) -> None:
         if self.data.val is None:
             return
-        result = self.data.val.evaluate(self.model, self.device, self.bf16)
+        result = self.data.val.evaluate(self.shipped, self.device, self.bf16)
         self.log.write("val.csv", self.state["step"], {k: round(v, 5) for k, v in result.items()})
         if self.state["best"] is None or self.better(result, self.state["best"]):
             self.state["best"] = {"step": self.state["step"], **result}
@@ -141,6 +149,12 @@ class GeneratorTrainer(GeneratorOutputs):
         self.ddp = DistributedDataParallel(model) if self.dist.world > 1 else model
         self.modules = {"model": model}
         self.optimizers = {"model": self.opt}
+        # optim.ema > 0: an exponential moving average of the weights (decay per step) is what is
+        # validated and exported; it is in the checkpoint, so a resumed run continues it exactly.
+        self.ema_decay = o["ema"]
+        if self.ema_decay:
+            self.ema = copy.deepcopy(model).requires_grad_(False)
+            self.modules["ema"] = self.ema
 
     def phases(self) -> list[dict]:
         return self.cfg["phases"]
@@ -157,6 +171,11 @@ class GeneratorTrainer(GeneratorOutputs):
         if self.cfg["optim"]["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["grad_clip"])
         self.opt.step()
+        if self.ema_decay:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - self.ema_decay)
+                for kept, now in zip(self.ema.buffers(), self.model.buffers()):
+                    kept.copy_(now)
         return {"loss": float(loss.detach()), **parts}
 
     def better(self, result: dict, best: dict) -> bool:
@@ -168,5 +187,5 @@ class GeneratorTrainer(GeneratorOutputs):
 
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
-        save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "generator-pretrain"))
+        save_model(self.shipped, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "generator-pretrain"))
         return path
