@@ -173,8 +173,14 @@ def _bench_sections(folder: Path) -> list[str]:
         return lines + ["No benchmark results in docs/bench/ yet.", ""]
     for path in found:
         report = json.loads(path.read_text())
+        rows = report.get("rows") if isinstance(report, dict) else None
         if isinstance(report, dict) and isinstance(report.get("results"), list):  # a `revamp bench` report
             lines += [f"### `{report.get('command', 'revamp bench')}` ({path.name})", "", bench_markdown(report)]
+        elif isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):  # a bench/ script's table
+            about = {k: v for k, v in report.items() if k != "rows"}
+            columns = list(dict.fromkeys(k for r in rows for k in r))
+            lines += [f"`{path.name}`: `{json.dumps(about)}`", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+                      *("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows), ""]
         else:
             lines += [f"`{path.name}`:", "", "```json", json.dumps(report, indent=1), "```", ""]
     return lines
