@@ -181,10 +181,11 @@ def _phases(v):
     return None
 
 
-def _loss_terms():
+def _loss_weights(v):
+    """A loss section: known term names (revamp.train.losses), non-negative weights."""
     from revamp.train.losses import WeightedLoss
 
-    return [*WeightedLoss.TERMS, *WeightedLoss.PERCEPTUAL]
+    return _keys_in([*WeightedLoss.TERMS, *WeightedLoss.PERCEPTUAL], _number(low=0))(v)
 
 
 _PROB, _POSITIVE, _COUNT = _number(low=0, high=1), _number(above=0), _number(int, low=1)
@@ -205,14 +206,14 @@ SCHEMA: dict = {
                   "max_motion": _number(int, low=0), "blind_codecs": _list(_one_of(*_CODECS)), "presets": _keys_in(_CODECS, _list(_text))},
         "downscale": {"methods": _list(_one_of("bicubic", "area")), "blur_prob": _PROB},
     },
-    "loss": lambda v: _keys_in(_loss_terms(), _number(low=0))(v),
+    "loss": _loss_weights,
     "optim": {"lr": _POSITIVE, "min_lr": _number(low=0), "betas": _list(_number(low=0, high=1), 2), "weight_decay": _number(low=0),
               "warmup": _number(int, low=0), "grad_clip": _number(low=0), "ema": _number(low=0, high=0.99999)},
     "phases": _phases,
     "critic": {"model": {"width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB, "spectral_norm": _one_of(True, False)},
                "lr": _POSITIVE, "warmup": _number(int, low=0), "phases": _phases},
     "gan": {"lr": _POSITIVE, "critic_lr": _POSITIVE, "betas": _list(_number(low=0, high=1), 2), "adv_weight": _number(low=0),
-            "warmup": _number(int, low=0), "loss": lambda v: _keys_in(_loss_terms(), _number(low=0))(v), "phases": _phases},
+            "warmup": _number(int, low=0), "loss": _loss_weights, "phases": _phases},
     "bf16": _one_of("auto", True, False), "channels_last": _one_of(True, False),
     "log_every": _COUNT, "checkpoint_every": _COUNT, "val_every": _COUNT,
     "val_qualities": _list(_number(int, 1, 100)),
