@@ -7,7 +7,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from revamp.data.degrade import jpeg
-from revamp.metrics import psnr, psnr_b, rgb_to_y, ssim
+from revamp.metrics import edge_mask, edge_psnr, psnr, psnr_b, rgb_to_y, ssim
 
 
 def test_psnr_known_value():
@@ -86,6 +86,43 @@ def test_lpips_matches_reference_values(net, expected, tol, monkeypatch):
     got = [lpips(np.asarray(Image.open(ref / f"{n}_dist.png").convert("RGB")), np.asarray(Image.open(ref / f"{n}_ref.png").convert("RGB")), net)
            for n in ["I03", "I04", "I06", "I08", "I19"]]
     assert max(abs(a - b) for a, b in zip(got, expected)) <= tol
+
+
+def test_edge_measures_see_ringing_at_edges_and_ignore_flat_areas():
+    """Two distortions of one picture with the same PSNR: ringing beside the edges and noise
+    spread over the flat areas. The edge measures rank the ringing worse, whole-image PSNR cannot."""
+    import cv2
+
+    from revamp.evaluation.images import METRICS
+
+    clean = np.full((96, 96, 3), 60, np.uint8)
+    clean[24:72, 24:72] = 200  # a bright square: four hard edges
+    mask = edge_mask(clean)
+    assert mask[24, 48] and mask[48, 23] and not mask[48, 48] and not mask[5, 5]
+    assert 0.1 < mask.mean() < 0.4  # a band around the edges, not the picture
+    rng = np.random.default_rng(0)
+    ring = cv2.GaussianBlur(rng.normal(0, 12, clean.shape[:2]), (0, 0), 0.7)[..., None] * mask[..., None]
+    flat = rng.normal(0, 1, clean.shape) * ~mask[..., None]
+    flat *= np.sqrt((ring**2).mean() * 3 / (flat**2).sum(-1).mean())  # the same total error
+    ringing = np.clip(clean + ring, 0, 255).round().astype(np.uint8)
+    noisy = np.clip(clean + flat, 0, 255).round().astype(np.uint8)
+    assert psnr(ringing, clean) == pytest.approx(psnr(noisy, clean), abs=0.5)
+    assert edge_psnr(ringing, clean, "y") < edge_psnr(noisy, clean, "y") - 10
+    assert METRICS["edge-lpips"](ringing, clean) > METRICS["edge-lpips"](noisy, clean)
+    assert edge_psnr(clean, clean) == float("inf")
+
+
+def test_lpips_distance_map_averages_to_lpips():
+    import torch
+
+    from revamp.metrics.lpips import get_lpips
+
+    a, b = natural_image(64, 80, seed=1), natural_image(64, 80, seed=2)
+    ta, tb = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (a, b))
+    with torch.no_grad():
+        dist = get_lpips().distance_map(ta, tb)
+        assert dist.shape == (1, 1, 64, 80)
+        assert float(dist.mean()) == pytest.approx(float(get_lpips()(ta, tb)[0]), rel=0.05)
 
 
 def test_lpips_loss_has_gradients():

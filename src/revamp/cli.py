@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", action="append", required=True, help="model name or file (repeat to compare)")
     ev.add_argument("--data", required=True, help="folder of clean reference images")
     ev.add_argument("--degrade", action="append", default=[], required=True, help="e.g. jpeg:10,20,30,40")
-    ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b, lpips, niqe, brisque")
+    ev.add_argument("--metrics", default="psnr,ssim,psnr-b", help="comma list of psnr, ssim, psnr-b, lpips, edge-psnr, edge-lpips (on the dilated Canny edges of the original), niqe, brisque")
     ev.add_argument("--channel", default="rgb", choices=["rgb", "y"], help="measure on RGB or BT.601 Y (default rgb)")
     ev.add_argument("--crop", type=int, default=0, help="border pixels excluded from the metrics (default 0)")
     ev.add_argument("--gray", action="store_true", help="turn colour references into rounded BT.601 Y first (grayscale benchmarks)")

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from revamp.data.degrade import REENCODE_QP, RESAVE_QUALITY, bicubic_up, frame_step, make_input
 from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
-from revamp.metrics import psnr, psnr_b, ssim
+from revamp.metrics import edge_mask, edge_psnr, psnr, psnr_b, ssim
 
 
 def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
@@ -27,6 +27,15 @@ def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
     if crop:
         restored, reference = restored[crop:-crop, crop:-crop], reference[crop:-crop, crop:-crop]
     return lpips(restored, reference, "alex")
+
+
+def _edge_lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
+    """LPIPS-alex's per-pixel distance over the reference's edge region (metrics.edge_mask), RGB."""
+    from revamp.metrics.lpips import masked_lpips
+
+    if crop:
+        restored, reference = restored[crop:-crop, crop:-crop], reference[crop:-crop, crop:-crop]
+    return masked_lpips(restored, reference, edge_mask(reference))
 
 
 def _niqe(restored, reference=None, channel: str = "rgb", crop: int = 0) -> float:
@@ -43,7 +52,8 @@ def _brisque(restored, reference=None, channel: str = "rgb", crop: int = 0) -> f
     return brisque(restored, crop=crop)
 
 
-METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips, "niqe": _niqe, "brisque": _brisque}
+METRICS = {"psnr": psnr, "ssim": ssim, "psnr-b": psnr_b, "lpips": _lpips, "edge-psnr": edge_psnr, "edge-lpips": _edge_lpips,
+           "niqe": _niqe, "brisque": _brisque}
 NO_REFERENCE = {"niqe", "brisque"}
 TARGET = "Target (originals)"
 
@@ -204,7 +214,7 @@ def evaluate(models: dict[str, object], data: Path, degradations: list[tuple[str
 def _cell(value: float, metric: str) -> str:
     if value is None:  # not applicable: a full-reference metric on the originals
         return "–"
-    return f"{value:.4f}" if metric in ("ssim", "lpips") else f"{value:.2f}"
+    return f"{value:.4f}" if metric in ("ssim", "lpips", "edge-lpips") else f"{value:.2f}"
 
 
 def summary_markdown(summary: dict) -> str:

@@ -38,7 +38,7 @@ def _table(summary: dict, metrics: list[str]) -> list[str]:
 # Table I's loss and encoder ablations: model files kept in the repository (not in the package),
 # read from the working directory as docs/bench is.
 ABLATION_DIR = Path("ablations")
-ABLATIONS = ("ablation-mse", "ablation-ssim", "ablation-lpips-pregan", "ablation-lpips-postgan", "ablation-small-postgan")
+ABLATIONS = ("ablation-mse", "ablation-mse-postgan", "ablation-ssim", "ablation-lpips-pregan", "ablation-lpips-postgan", "ablation-small-postgan")
 
 
 def _restorers(names: list[str]):

@@ -1,4 +1,4 @@
 """Image-quality metrics with the conventions of the restoration literature."""
-from revamp.metrics.fidelity import psnr, psnr_b, rgb_to_y, ssim
+from revamp.metrics.fidelity import edge_mask, edge_psnr, psnr, psnr_b, rgb_to_y, ssim
 
-__all__ = ["psnr", "psnr_b", "rgb_to_y", "ssim"]
+__all__ = ["edge_mask", "edge_psnr", "psnr", "psnr_b", "rgb_to_y", "ssim"]

@@ -77,6 +77,15 @@ class LPIPS(nn.Module):
                 out.append(h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
         return out
 
+    def distance_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-pixel distance, shape (N, 1, H, W): each layer's map upsampled to the input size
+        (the ``spatial=True`` of the reference implementation); its mean is about ``forward``'s."""
+        total = 0
+        for i, (fa, fb) in enumerate(zip(self._taps(a), self._taps(b))):
+            layer = F.conv2d((fa - fb) ** 2, getattr(self, f"lin{i}"))
+            total = total + F.interpolate(layer, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return total
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-image distance, shape (N,)."""
         total = 0
@@ -90,15 +99,23 @@ def get_lpips(net: str = "alex") -> LPIPS:
     return LPIPS(net)
 
 
-def lpips(restored, reference, net: str = "alex") -> float:
-    """LPIPS between two uint8 HxWx3 (or HxW) arrays."""
+def _tensor(x) -> torch.Tensor:
     import numpy as np
 
-    def t(x):
-        x = np.asarray(x)
-        if x.ndim == 2:
-            x = np.repeat(x[..., None], 3, axis=2)
-        return torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    return torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None]
 
+
+def lpips(restored, reference, net: str = "alex") -> float:
+    """LPIPS between two uint8 HxWx3 (or HxW) arrays."""
     with torch.no_grad():
-        return float(get_lpips(net)(t(restored), t(reference))[0])
+        return float(get_lpips(net)(_tensor(restored), _tensor(reference))[0])
+
+
+def masked_lpips(restored, reference, mask, net: str = "alex") -> float:
+    """The mean of LPIPS's per-pixel distance over ``mask`` (boolean HxW)."""
+    with torch.no_grad():
+        dist = get_lpips(net).distance_map(_tensor(restored), _tensor(reference))[0, 0]
+    return float(dist[torch.from_numpy(mask)].mean()) if mask.any() else float("nan")

@@ -136,7 +136,7 @@ def save_critic(critic, path: str | Path) -> None:
 
 
 def load_critic(path: str | Path):
-    from revamp.models.critic import CriticConfig, PatchCritic
+    from revamp.models.critic import CriticConfig, build_critic
 
     path = Path(path)
     if not path.is_file():
@@ -146,6 +146,6 @@ def load_critic(path: str | Path):
         if meta.get("architecture") != CRITIC_ARCHITECTURE:
             raise ModelFileError(f"{path}: not a revamp critic file")
         state = {k: f.get_tensor(k) for k in f.keys()}
-    critic = PatchCritic(CriticConfig(**json.loads(meta["config"])))
+    critic = build_critic(CriticConfig(**json.loads(meta["config"])))
     critic.load_state_dict(state)
     return critic

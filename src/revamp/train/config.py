@@ -67,11 +67,15 @@ DEFAULTS: dict = {
         {"name": "full", "patch": 256, "batch": 4, "steps": 250},
     ],
     # NoGAN stage 2: the critic learns originals vs the pre-trained generator's outputs.
-    "critic": {"model": {"width": 64, "blocks": 3, "dropout": 0.15, "spectral_norm": True}, "lr": 2e-4, "warmup": 20,
-               "phases": [{"name": "critic", "patch": 128, "batch": 16, "steps": 200}]},
-    # NoGAN stage 3: short GAN phase; best checkpoint by validation LPIPS.
-    "gan": {"lr": 2e-5, "critic_lr": 1e-4, "betas": [0.0, 0.9], "adv_weight": 0.02, "warmup": 20,
-            "loss": {"lpips": 1.0, "l1": 1.0}, "phases": [{"name": "gan", "patch": 128, "batch": 8, "steps": 200}]},
+    # kind: patch (DeOldify) or unet (Real-ESRGAN); loss: bce, hinge or relativistic (both stages);
+    # r1: weight of the R1 gradient penalty at the originals (0: none).
+    "critic": {"model": {"kind": "patch", "width": 64, "blocks": 3, "dropout": 0.15, "spectral_norm": True}, "loss": "bce", "r1": 0.0,
+               "lr": 2e-4, "warmup": 20, "phases": [{"name": "critic", "patch": 128, "batch": 16, "steps": 200}]},
+    # NoGAN stage 3: short GAN phase; best checkpoint by validation LPIPS among those within
+    # max_psnr_loss dB (mean PSNR gain) of the starting generator. adv_grad_ratio > 0 replaces the
+    # constant adv_weight by one set each step from gradient norms (revamp.train.nogan).
+    "gan": {"lr": 2e-5, "critic_lr": 1e-4, "betas": [0.0, 0.9], "adv_weight": 0.02, "adv_grad_ratio": 0.0, "max_psnr_loss": 0.3,
+            "warmup": 20, "loss": {"lpips": 1.0, "l1": 1.0}, "phases": [{"name": "gan", "patch": 128, "batch": 8, "steps": 200}]},
     "bf16": "auto",
     "channels_last": True,
     "log_every": 10,
@@ -210,10 +214,11 @@ SCHEMA: dict = {
     "optim": {"lr": _POSITIVE, "min_lr": _number(low=0), "betas": _list(_number(low=0, high=1), 2), "weight_decay": _number(low=0),
               "warmup": _number(int, low=0), "grad_clip": _number(low=0), "ema": _number(low=0, high=0.99999)},
     "phases": _phases,
-    "critic": {"model": {"width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB, "spectral_norm": _one_of(True, False)},
-               "lr": _POSITIVE, "warmup": _number(int, low=0), "phases": _phases},
+    "critic": {"model": {"kind": _one_of("patch", "unet"), "width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB,
+                         "spectral_norm": _one_of(True, False)},
+               "loss": _one_of("bce", "hinge", "relativistic"), "r1": _number(low=0), "lr": _POSITIVE, "warmup": _number(int, low=0), "phases": _phases},
     "gan": {"lr": _POSITIVE, "critic_lr": _POSITIVE, "betas": _list(_number(low=0, high=1), 2), "adv_weight": _number(low=0),
-            "warmup": _number(int, low=0), "loss": _loss_weights, "phases": _phases},
+            "adv_grad_ratio": _number(low=0), "max_psnr_loss": _number(low=0), "warmup": _number(int, low=0), "loss": _loss_weights, "phases": _phases},
     "bf16": _one_of("auto", True, False), "channels_last": _one_of(True, False),
     "log_every": _COUNT, "checkpoint_every": _COUNT, "val_every": _COUNT,
     "val_qualities": _list(_number(int, 1, 100)),

@@ -1,9 +1,14 @@
 """NoGAN stages 2 and 3: pre-train the critic on the pre-trained generator's outputs, then a
 short, stable GAN phase that removes the remaining high-frequency artifacts at edges.
 
-The GAN phase uses Adam with betas (0, 0.9) for both networks; the generator loss is
-``adv_weight`` x adversarial + the configured perceptual/pixel loss. Its best checkpoint is
-chosen by validation LPIPS (the paper picked it by eye).
+The GAN phase uses Adam with betas (0, 0.9) for both networks; the generator loss is the
+adversarial term, weighted by ``adv_weight`` (or, with ``adv_grad_ratio``, so that its gradient
+at the generator's last layer is that fraction of the content loss's: VQGAN's adaptive weight),
+plus the configured perceptual/pixel loss. The critic's loss (``critic.loss``: the original
+non-saturating GAN, hinge, or ESRGAN's relativistic average) and R1 penalty (``critic.r1``) are
+the same in both stages. The best checkpoint is the one with the lowest validation LPIPS among
+those that lose at most ``max_psnr_loss`` dB of PSNR gain against the starting generator (the
+paper picked it by eye).
 """
 from __future__ import annotations
 
@@ -15,18 +20,63 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from revamp.models.contract import forward
-from revamp.models.critic import CriticConfig, PatchCritic
+from revamp.models.critic import CriticConfig, build_critic
 from revamp.models.files import load_critic, load_model, save_critic, save_model
 from revamp.train.common import StageTrainer, validation_input
 from revamp.train.generator import GeneratorOutputs, recipe, source_recipe
 from revamp.train.losses import WeightedLoss
 
 
-def _critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def critic_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The critic's loss on the logits of originals and of restorations."""
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "relativistic":  # is the original more real than the average restoration, and vice versa
+        return _bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0)
+    return _bce(real, 1.0) + _bce(fake, 0.0)
+
+
+def adversarial_loss(kind: str, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial term; ``real`` (detached logits of the originals) only for relativistic."""
+    if kind == "hinge":
+        return -fake.mean()
+    if kind == "relativistic":
+        return _bce(real - fake.mean(), 0.0) + _bce(fake - real.mean(), 1.0)
+    return _bce(fake, 1.0)
+
+
+def critic_step(critic, optimizer, kind: str, r1: float, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """One update of the critic on originals and (detached) restorations, with the R1 penalty
+    (Mescheder et al. 2018: the squared gradient norm of the critic at the originals) when r1 > 0.
+    The penalty is on each picture's mean logit, so it does not grow with the number of logits."""
+    if r1 > 0:
+        real = real.detach().requires_grad_(True)
     real_logits, fake_logits = critic(real), critic(fake)
-    loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return loss, float((real_logits > 0).float().mean()), float((fake_logits < 0).float().mean())
+    loss = critic_loss(kind, real_logits, fake_logits)
+    parts = {}
+    if r1 > 0:
+        grad, = torch.autograd.grad(real_logits.flatten(1).mean(1).sum(), real, create_graph=True)
+        penalty = grad.pow(2).flatten(1).sum(1).mean()
+        loss = loss + r1 / 2 * penalty
+        parts["r1"] = float(penalty.detach())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"critic_loss": float(loss.detach()), "real_acc": float((real_logits > 0).float().mean()),
+            "fake_acc": float((fake_logits < 0).float().mean()), "logit_gap": float((real_logits.mean() - fake_logits.mean()).detach()), **parts}
+
+
+def balanced_weight(adv: torch.Tensor, content: torch.Tensor, last: torch.Tensor, ratio: float) -> float:
+    """The adversarial weight that makes its gradient at ``last`` (the generator's last layer)
+    ``ratio`` times the content loss's (Esser et al. 2021, VQGAN): the balance stays put while
+    the critic's logits grow or shrink by orders of magnitude."""
+    g_content, = torch.autograd.grad(content, last, retain_graph=True)
+    g_adv, = torch.autograd.grad(adv, last, retain_graph=True)
+    return float((ratio * g_content.norm() / (g_adv.norm() + 1e-12)).clamp(0, 1e4))
 
 
 def _load_generator(path: Path, device, channels_last: bool):
@@ -44,7 +94,7 @@ class CriticTrainer(StageTrainer):
         super().__init__(cfg, run_dir, device, quiet, data)
         self.generator = _load_generator(generator_file, self.device, cfg["channels_last"]).eval().requires_grad_(False)
         c = cfg["critic"]
-        self.critic = PatchCritic(CriticConfig(**c["model"])).to(self.device)
+        self.critic = build_critic(CriticConfig(**c["model"])).to(self.device)
         self.ddp = DistributedDataParallel(self.critic) if self.dist.world > 1 else self.critic
         self.opt = torch.optim.Adam(self.critic.parameters(), lr=c["lr"], betas=(0.0, 0.9))
         self.modules, self.optimizers = {"critic": self.critic}, {"critic": self.opt}
@@ -59,11 +109,8 @@ class CriticTrainer(StageTrainer):
         self.set_lr(self.opt, self.cfg["critic"]["lr"], lr_factor)
         with torch.no_grad(), self.autocast():
             fake = self.generator(degraded).float().clamp(0, 1)
-        loss, real_acc, fake_acc = _critic_loss(self.ddp, clean, fake)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"critic_loss": float(loss.detach()), "real_acc": real_acc, "fake_acc": fake_acc}
+        c = self.cfg["critic"]
+        return critic_step(self.ddp, self.opt, c["loss"], c["r1"], clean, fake)
 
     def validate(self) -> None:
         """Critic on held-out images (originals vs generator outputs): how often it scores the
@@ -131,32 +178,40 @@ class GanTrainer(GeneratorOutputs):
         with self.autocast():
             fake = self.g_ddp(degraded)
         fake = fake.float()
-        # Critic step on detached outputs.
-        c_loss, real_acc, fake_acc = _critic_loss(self.c_ddp, clean, fake.detach().clamp(0, 1))
-        self.c_opt.zero_grad(set_to_none=True)
-        c_loss.backward()
-        self.c_opt.step()
+        c = self.cfg["critic"]
+        critic_parts = critic_step(self.c_ddp, self.c_opt, c["loss"], c["r1"], clean, fake.detach().clamp(0, 1))
         # Generator step: fool the (frozen) critic, stay close to the original. The plain module,
         # not its DDP wrapper: nothing of the critic is updated here.
         self.critic.requires_grad_(False)
-        logits = self.critic(fake.clamp(0, 1))
-        adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        real_logits = None
+        if c["loss"] == "relativistic":
+            with torch.no_grad():
+                real_logits = self.critic(clean)
+        adv = adversarial_loss(c["loss"], real_logits, self.critic(fake.clamp(0, 1)))
         content, parts = self.loss(fake, clean)
-        g_loss = g["adv_weight"] * adv + content
+        weight = balanced_weight(adv, content, self.model.to_rgb.weight, g["adv_grad_ratio"]) if g["adv_grad_ratio"] > 0 else g["adv_weight"]
+        g_loss = weight * adv + content
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["grad_clip"] or 1.0)
         self.g_opt.step()
         self.critic.requires_grad_(True)
-        return {"g_loss": float(g_loss.detach()), "adv": float(adv.detach()), "critic_loss": float(c_loss.detach()),
-                "real_acc": real_acc, "fake_acc": fake_acc, **parts}
+        return {"g_loss": float(g_loss.detach()), "adv": float(adv.detach()), "adv_weight": weight, **critic_parts, **parts}
+
+    def validate(self) -> None:
+        super().validate()
+        if self.state["best"] is not None:
+            self.state.setdefault("start", self.state["best"])  # the first validation is the starting generator's
 
     def better(self, result: dict, best: dict) -> bool:
-        return result["lpips"] < best["lpips"]  # the GAN phase is judged on perception only
+        """Judged on perception, within a bound on the fidelity it may cost."""
+        floor = self.state["start"]["gain_mean"] - self.cfg["gan"]["max_psnr_loss"]
+        return result["gain_mean"] >= floor and result["lpips"] < best["lpips"]
 
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
-        extra = {"gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"}}
+        extra = {"gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"},
+                 "critic": {k: v for k, v in self.cfg["critic"].items() if k != "phases"}}
         save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra))
         return path
 
