@@ -115,9 +115,6 @@ def test_training_runs_follow_init_but_not_transfer():
     last = {"steps": 1800, "init": "stage2.safetensors", "init_recipe": stage2}
     assert [r["steps"] for r in training_runs(last)] == [1800, 800, 3500]  # the transferred source is not this model's training
     assert training_runs(source) == [source]
-    # A GAN phase continues the generator it starts from (its config has no ``init``).
-    gan = {"steps": 200, "stage": "nogan-gan", "init": None, "init_recipe": stage2}
-    assert [r["steps"] for r in training_runs(gan)] == [200, 800, 3500]
 
 
 def test_load_refuses_pickles_and_foreign_files(tmp_path):

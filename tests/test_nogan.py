@@ -84,8 +84,13 @@ def test_train_all_runs_three_stages_that_each_change_the_weights(image_folder, 
     # The GAN file's recipe keeps the recipe of the stage-1 generator it started from.
     from revamp.models.files import read_metadata
 
-    chain = json.loads(read_metadata(run / "gan" / "final.safetensors")["recipe"])["init_recipe"]
+    recipe = json.loads(read_metadata(run / "gan" / "final.safetensors")["recipe"])
+    chain = recipe["init_recipe"]
     assert chain["file"] == "best.safetensors" and chain["stage"] == "generator-pretrain" and chain["init_recipe"] is None
+    # So the GAN file's compute counts the generator it went on from.
+    from revamp.models.files import training_runs
+
+    assert recipe["init"] == "best.safetensors" and [r["stage"] for r in training_runs(recipe)] == ["nogan-gan", "generator-pretrain"]
     from revamp.cli import main
 
     assert main(["train", "plot", str(run)]) == 0

@@ -30,12 +30,14 @@ def _lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
 
 
 def _edge_lpips(restored, reference, channel: str = "rgb", crop: int = 0) -> float:
-    """LPIPS-alex's per-pixel distance over the reference's edge region (metrics.edge_mask), RGB."""
+    """LPIPS-alex's per-pixel distance over the reference's edge region (metrics.edge_mask, found
+    before the crop as edge-psnr's), RGB."""
     from revamp.metrics.lpips import masked_lpips
 
+    mask = edge_mask(reference)
     if crop:
-        restored, reference = restored[crop:-crop, crop:-crop], reference[crop:-crop, crop:-crop]
-    return masked_lpips(restored, reference, edge_mask(reference))
+        restored, reference, mask = (x[crop:-crop, crop:-crop] for x in (restored, reference, mask))
+    return masked_lpips(restored, reference, mask)
 
 
 def _niqe(restored, reference=None, channel: str = "rgb", crop: int = 0) -> float:

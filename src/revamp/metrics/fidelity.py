@@ -29,10 +29,13 @@ def _prepare(a: np.ndarray, b: np.ndarray, channel: str, crop: int) -> tuple[np.
     return a, b
 
 
+def _db(mse: float) -> float:
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def psnr(a: np.ndarray, b: np.ndarray, channel: str = "rgb", crop: int = 0) -> float:
     a, b = _prepare(a, b, channel, crop)
-    mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    return _db(np.mean((a - b) ** 2))
 
 
 def edge_mask(reference: np.ndarray, radius: int = 2) -> np.ndarray:
@@ -54,10 +57,7 @@ def edge_psnr(a: np.ndarray, b: np.ndarray, channel: str = "rgb", crop: int = 0)
     if crop:
         mask = mask[crop:-crop, crop:-crop]
     a, b = _prepare(a, b, channel, crop)
-    if not mask.any():
-        return float("nan")
-    mse = np.mean((a[mask] - b[mask]) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    return _db(np.mean((a[mask] - b[mask]) ** 2)) if mask.any() else float("nan")
 
 
 def ssim(a: np.ndarray, b: np.ndarray, channel: str = "rgb", crop: int = 0) -> float:

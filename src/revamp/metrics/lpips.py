@@ -77,21 +77,19 @@ class LPIPS(nn.Module):
                 out.append(h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
         return out
 
+    def _layer_distances(self, a: torch.Tensor, b: torch.Tensor):
+        """Each tapped layer's weighted distance map, (N, 1, h, w) at that layer's resolution."""
+        for i, (fa, fb) in enumerate(zip(self._taps(a), self._taps(b))):
+            yield F.conv2d((fa - fb) ** 2, getattr(self, f"lin{i}"))
+
     def distance_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-pixel distance, shape (N, 1, H, W): each layer's map upsampled to the input size
         (the ``spatial=True`` of the reference implementation); its mean is about ``forward``'s."""
-        total = 0
-        for i, (fa, fb) in enumerate(zip(self._taps(a), self._taps(b))):
-            layer = F.conv2d((fa - fb) ** 2, getattr(self, f"lin{i}"))
-            total = total + F.interpolate(layer, size=a.shape[-2:], mode="bilinear", align_corners=False)
-        return total
+        return sum(F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False) for d in self._layer_distances(a, b))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-image distance, shape (N,)."""
-        total = 0
-        for i, (fa, fb) in enumerate(zip(self._taps(a), self._taps(b))):
-            total = total + F.conv2d((fa - fb) ** 2, getattr(self, f"lin{i}")).mean((1, 2, 3))
-        return total
+        return sum(d.mean((1, 2, 3)) for d in self._layer_distances(a, b))
 
 
 @lru_cache(maxsize=2)

@@ -65,12 +65,12 @@ def read_metadata(path: str | Path) -> dict:
 def training_runs(recipe: dict) -> list[dict]:
     """The recipes of the runs that made a model, newest first.
 
-    A run that went on from another file (``init``, or the generator a GAN phase starts from)
-    keeps that file's recipe as ``init_recipe``; a ``transfer`` run took only the tensors that
-    fit, so the chain stops there.
+    A run that went on from another file (``init``; a GAN phase names its generator there) keeps
+    that file's recipe as ``init_recipe``; a ``transfer`` run took only the tensors that fit, so
+    the chain stops there.
     """
     runs = [recipe]
-    while (runs[-1].get("init") or runs[-1].get("stage") == "nogan-gan") and isinstance(runs[-1].get("init_recipe"), dict):
+    while runs[-1].get("init") and isinstance(runs[-1].get("init_recipe"), dict):
         runs.append(runs[-1]["init_recipe"])
     return runs
 

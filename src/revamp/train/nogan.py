@@ -154,6 +154,7 @@ class GanTrainer(GeneratorOutputs):
         g = cfg["gan"]
         self.model = _load_generator(generator_file, self.device, cfg["channels_last"])
         self.source_recipe = source_recipe(generator_file)
+        self.generator_file = Path(generator_file)
         self.critic = load_critic(critic_file).to(self.device)
         self.g_ddp = DistributedDataParallel(self.model) if self.dist.world > 1 else self.model
         self.c_ddp = DistributedDataParallel(self.critic) if self.dist.world > 1 else self.critic
@@ -210,7 +211,8 @@ class GanTrainer(GeneratorOutputs):
 
     def export(self, name: str) -> Path:
         path = self.run_dir / f"{name}.safetensors"
-        extra = {"gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"},
+        # The GAN phase goes on from its generator: ``init`` names it, so the file's compute counts its whole chain.
+        extra = {"init": self.generator_file.name, "gan": {k: v for k, v in self.cfg["gan"].items() if k != "phases"},
                  "critic": {k: v for k, v in self.cfg["critic"].items() if k != "phases"}}
         save_model(self.model, path, name=self.cfg["name"], task=self.cfg["task"], recipe=recipe(self, "nogan-gan", extra))
         return path
