@@ -207,6 +207,26 @@ def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_pa
     assert torch.equal(light.encoder.conv_stem.weight, source.encoder.conv_stem.weight)
 
 
+def test_transfer_into_a_super_resolution_model_starts_at_its_bicubic_base(tmp_path):
+    """A restorer's trunk moves into an x2 model; the output layer, which would read the fresh
+    upscaling head, stays at zero, so the new model returns exactly the bicubic upscale."""
+    from revamp.train.generator import transfer_weights
+
+    torch.manual_seed(0)
+    source = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16))
+    with torch.no_grad():
+        source.to_rgb.weight.normal_(0, 0.01)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
+    sr = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, scale=2))
+    copied, fresh = transfer_weights(sr, str(tmp_path / "src.safetensors"))
+    assert copied > 0 and fresh == len(list(sr.sr_head.state_dict())) + 2  # the head and to_rgb
+    assert torch.equal(sr.up_full.conv.weight, load_model(tmp_path / "src.safetensors")[0].up_full.conv.weight)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        assert torch.equal(sr.eval()(x), bicubic)
+
+
 @pytest.mark.parametrize("decoder", ["full", "light"])
 def test_bf16_concatenation_gives_the_same_output_as_fp32_concatenation(monkeypatch, decoder):
     """cat_channels concatenates in bf16 under autocast only because the next conv would cast to

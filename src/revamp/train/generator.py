@@ -38,16 +38,19 @@ def build_generator(cfg: dict) -> UNetGenerator:
 def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
     """Copy every tensor of the model file whose name and shape fit ``model``. A conv that gained
     input channels (the codec-conditioning planes) keeps the old channels' weights and starts the
-    new ones at zero, so the model starts out computing what the source computed. Returns
-    (tensors copied, tensors left at their initialisation)."""
+    new ones at zero, so the model starts out computing what the source computed. Into a model of
+    another scale (a restorer's trunk for super-resolution) the output layer is not copied: it
+    reads the fresh upscaling head, and left at zero it makes the new model start at exactly its
+    bicubic base. Returns (tensors copied, tensors left at their initialisation)."""
     from revamp.models.files import load_model
 
-    source = load_model(path)[0].state_dict()
+    source_model = load_model(path)[0]
+    source = source_model.state_dict()
     own = model.state_dict()
     copied = 0
     for name, value in own.items():
         src = source.get(name)
-        if src is None:
+        if src is None or (name.startswith("to_rgb.") and source_model.config.scale != model.config.scale):
             continue
         if src.shape == value.shape:
             value.copy_(src)
