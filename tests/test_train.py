@@ -151,6 +151,21 @@ def test_exponent_numbers_are_floats_in_configs_and_set(tmp_path):
     assert cfg["name"] == "1e3x"  # not a number: stays a string
 
 
+def test_set_on_one_loss_term_keeps_the_others(tmp_path):
+    """--set loss.lpips=0.01 changes that term; --set loss={...} replaces the loss; a mapping such
+    as data merges key by key."""
+    from revamp.cli import _parse_set
+
+    path = tmp_path / "c.yaml"
+    path.write_text("loss: {charbonnier: 1.0, lpips: 0.05}\ndata: {val_count: 12}\n")
+    cfg = load_config(path, _parse_set(["loss.lpips=0.01", "data={workers: 3}"]))
+    assert cfg["loss"] == {"charbonnier": 1.0, "lpips": 0.01}
+    assert cfg["data"]["val_count"] == 12 and cfg["data"]["workers"] == 3
+    assert load_config(path, _parse_set(["loss={l1: 1.0}"]))["loss"] == {"l1": 1.0}
+    with pytest.raises(ValueError, match="not a mapping"):
+        load_config(path, _parse_set(["seed.x=1"]))
+
+
 def test_config_rejects_unknown_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: {}\n")

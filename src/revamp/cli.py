@@ -20,19 +20,15 @@ class CliError(Exception):
 
 
 def _parse_set(items: list[str]) -> dict:
-    """--set a.b=value (value parsed as YAML) -> nested dict."""
+    """--set a.b=value (value parsed as YAML) -> {"a.b": value}, applied in order by load_config."""
     from revamp.train.config import load_yaml
 
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise CliError(f"--set needs KEY=VALUE, got {item!r}")
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = load_yaml(value)
+        out[key] = load_yaml(value)
     return out
 
 

@@ -88,17 +88,38 @@ DEFAULTS: dict = {
 }
 
 
+# Given whole, these replace what they override (a config's loss is its loss, not the defaults'
+# terms plus its own); other mappings merge key by key.
+REPLACED_WHOLE = ("loss", "degradation", "codecs")
+
+
 def merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("loss", "degradation", "codecs"):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED_WHOLE:
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
+def apply_overrides(cfg: dict, overrides: dict) -> dict:
+    """Command-line overrides, keyed by dotted path: ``loss.lpips`` changes that one term and
+    keeps the others; ``loss`` given whole replaces the loss."""
+    out = copy.deepcopy(cfg)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for i, key in enumerate(parents):
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(parents[: i + 1])}: not a mapping, cannot set {dotted}")
+        node[leaf] = merge({leaf: node[leaf]}, {leaf: value})[leaf] if leaf in node else copy.deepcopy(value)
+    return out
+
+
 def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
+    """DEFAULTS, then the config file, then ``overrides`` (dotted paths, see apply_overrides)."""
     cfg = DEFAULTS
     if path is not None:
         path = Path(path)
@@ -112,7 +133,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         cfg = merge(cfg, loaded)
-    cfg = merge(cfg, overrides or {})
+    cfg = apply_overrides(cfg, overrides or {})
     check(cfg, SCHEMA)
     return cfg
 
