@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,8 @@ from revamp.data.degrade import JpegDegradation, SRDegradation, double_jpeg, jpe
 from revamp.data.pairs import PairDataset
 from revamp.train.config import load_config
 from revamp.train.generator import GeneratorTrainer
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -171,6 +175,16 @@ def test_config_rejects_unknown_keys(tmp_path):
     bad.write_text("modle: {}\n")
     with pytest.raises(ValueError, match="unknown config key"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")))
+def test_every_shipped_config_loads_and_its_committed_weights_exist(path):
+    """A config that starts from committed weights names a file that is there (one that continues
+    an earlier stage names that stage's run folder instead)."""
+    cfg = load_config(REPO / path)
+    for key in ("init", "transfer"):
+        if cfg.get(key) and not cfg[key].startswith("runs/"):
+            assert (REPO / cfg[key]).is_file(), f"{path}: {key} {cfg[key]} is missing"
 
 
 @pytest.mark.parametrize("yaml_text,sets,named", [
