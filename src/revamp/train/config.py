@@ -114,7 +114,7 @@ def apply_overrides(cfg: dict, overrides: dict) -> dict:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{'.'.join(parents[: i + 1])}: not a mapping, cannot set {dotted}")
-        node[leaf] = merge({leaf: node[leaf]}, {leaf: value})[leaf] if leaf in node else copy.deepcopy(value)
+        node[leaf] = merge(node, {leaf: value})[leaf]  # merge's rules: a mapping merges unless REPLACED_WHOLE
     return out
 
 
