@@ -153,6 +153,24 @@ def test_resume_with_h264(tmp_path, identity):
     assert packet_digests(tmp_path / "out.mp4", "audio") == packet_digests(src, "audio")
 
 
+def test_joined_segments_get_dts_that_rise_strictly_and_never_pass_pts():
+    """Segments encoded separately differ in B-frame delay (here 2, then 3, then a lone frame); a
+    dts nudged by one tick at a boundary was lost when the muxer rescaled it (EINVAL from MP4)."""
+    from types import SimpleNamespace
+
+    from revamp.video.job import _DecodingTimes, _reorder_depth
+
+    segments = [[SimpleNamespace(pts=t * 512) for t in order] for order in ([0, 3, 1, 2, 4], [5, 9, 7, 6, 8], [10])]
+    assert [_reorder_depth([p.pts for p in seg]) for seg in segments] == [2, 3, 0]
+    times = _DecodingTimes(3)
+    for seg in segments:
+        times.assign(seg)
+    packets = [p for seg in segments for p in seg]
+    assert all(a.dts < b.dts for a, b in zip(packets, packets[1:]))
+    assert all(p.dts <= p.pts for p in packets)
+    assert packets[0].dts == -3 * 512
+
+
 def test_resume_refuses_a_changed_job(tmp_path, identity):
     src = make_video(tmp_path / "in.mkv", n=8, audio=False, subtitles=False)
     with pytest.raises(KeyboardInterrupt):

@@ -410,32 +410,60 @@ def _timed(packets, source: int):
 
 
 def _segment_packets(work: Path, count: int, time_base: Fraction, fmt: str):
-    """The video packets of all segments in decoding order, with decoding timestamps rebuilt."""
-    for index in range(count):
-        path = _segment_path(work, index)
+    """The video packets of all segments in decoding order, in ``time_base``, with decoding timestamps rebuilt."""
+    paths = [_segment_path(work, index) for index in range(count)]
+    for index, path in enumerate(paths):
         if not path.exists():
             raise VideoError(f"segment {index} is missing from {work}")
+    dts = _DecodingTimes(max(_reorder_depth([p.pts for p in _video_packets(seg)]) for seg in _opened(paths, fmt)))
+    for path, seg in zip(paths, _opened(paths, fmt)):  # open while its packets are in use: they point into its buffers
+        packets = _video_packets(seg)
         first_pts = json.loads(path.with_suffix(".json").read_text())["first_pts"]
-        with av.open(str(path), format=fmt) as seg:  # open while its packets are in use: they point into its buffers
-            packets = [p for p in seg.demux(seg.streams.video[0]) if p.pts is not None]
-            tb = packets[0].time_base
-            shift = min(p.pts for p in packets) - round(first_pts * time_base / tb)
-            for p in packets:
-                p.pts -= shift
-            _set_dts(packets)
-            yield from packets
+        for p in packets:  # the input's time base holds every frame time exactly
+            p.pts = round(p.pts * p.time_base / time_base)
+            p.time_base = time_base
+        shift = min(p.pts for p in packets) - first_pts  # the segment muxer's own shift (see _SegmentWriter.close)
+        for p in packets:
+            p.pts -= shift
+        dts.assign(packets)
+        yield from packets
 
 
-def _set_dts(packets: list) -> None:
-    """NUT keeps no negative dts (B-frame delay at a segment's start), so rebuild them: with
-    reorder depth d, packet i decodes at the (i - d)-th presentation time, which keeps dts
-    increasing and never after pts."""
-    ordered = sorted(p.pts for p in packets)
-    rank = {pts: i for i, pts in enumerate(ordered)}
-    depth = max((rank[p.pts] - i for i, p in enumerate(packets)), default=0)
-    gap = min((b - a for a, b in zip(ordered, ordered[1:])), default=1)
-    for i, p in enumerate(packets):
-        p.dts = ordered[i - depth] if i >= depth else ordered[0] - (depth - i) * gap
+def _opened(paths: list[Path], fmt: str) -> Iterator:
+    for path in paths:
+        with av.open(str(path), format=fmt) as seg:
+            yield seg
+
+
+def _video_packets(container) -> list:
+    return [p for p in container.demux(container.streams.video[0]) if p.pts is not None]
+
+
+def _reorder_depth(pts: list[int]) -> int:
+    """How many packets ahead of its presentation rank a packet can come in decoding order (B-frame delay)."""
+    rank = {t: i for i, t in enumerate(sorted(pts))}
+    return max((rank[t] - i for i, t in enumerate(pts)), default=0)
+
+
+class _DecodingTimes:
+    """Segments are encoded separately, NUT keeps no negative dts, and each segment's B-frame delay
+    differs, so dts are rebuilt for the joined stream: with d the largest reorder depth of all
+    segments, the i-th packet overall decodes at the (i - d)-th presentation time. That rises
+    strictly across segment boundaries and never passes pts."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.shown: list[int] | None = None  # the last ``depth`` presentation times so far
+
+    def assign(self, packets: list) -> None:
+        ordered = sorted(p.pts for p in packets)
+        if self.shown is None:  # before the first frame: step back by the shortest frame interval
+            gap = min((b - a for a, b in zip(ordered, ordered[1:])), default=1)
+            self.shown = [ordered[0] - (self.depth - j) * gap for j in range(self.depth)]
+        times = self.shown + ordered
+        for i, p in enumerate(packets):
+            p.dts = times[i]
+        self.shown = times[len(times) - self.depth :]
 
 
 def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int, fmt: str) -> list[str]:
@@ -463,13 +491,8 @@ def _mux(src: Path, dst: Path, work: Path, info: VideoInfo, segments: int, fmt: 
             sources = [_timed(_segment_packets(work, segments, info.time_base, fmt), 0)]
             if streams:
                 sources.append(_timed(_safe_demux(inp, [inp.streams[i] for i in streams]), 1))
-            last_dts = None
             for _, source, _, packet in heapq.merge(*sources, key=lambda item: item[:2]):
-                if source == 0:
-                    last_dts = _monotonic_dts(packet, last_dts)
-                    packet.stream = video
-                else:
-                    packet.stream = streams[packet.stream.index]
+                packet.stream = video if source == 0 else streams[packet.stream.index]
                 out.mux(packet)
         os.replace(tmp, dst)
     except BaseException:
@@ -488,12 +511,3 @@ def _safe_demux(container, streams):
             return
         except av.error.FFmpegError:
             return
-
-
-def _monotonic_dts(packet, last: int | None) -> int | None:
-    """Segments are encoded separately; where B-frame delays overlap at a boundary, nudge dts up."""
-    if packet.dts is None:
-        return last
-    if last is not None and packet.dts <= last:
-        packet.dts = last + 1
-    return packet.dts
