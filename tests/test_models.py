@@ -345,6 +345,28 @@ def test_multi_frame_model_starts_as_the_single_frame_model_it_came_from(tmp_pat
         assert (multi(torch.cat([x, torch.rand(1, 6, 64, 64)], 1)) - expected).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("decoder", ["full", "light"])
+def test_head_blocks_start_as_the_identity_so_a_transferred_model_computes_its_source(tmp_path, decoder):
+    from revamp.train.generator import transfer_weights
+
+    torch.manual_seed(2)
+    config = UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder=decoder, cond_channels=2)
+    source = UNetGenerator(config)
+    with torch.no_grad():
+        source.to_rgb.weight.normal_(0, 0.01)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
+    source = load_model(tmp_path / "src.safetensors")[0].eval()
+    grown = UNetGenerator(UNetConfig(**dict(config.to_dict(), head_blocks=2))).eval()
+    copied, fresh = transfer_weights(grown, str(tmp_path / "src.safetensors"))
+    assert copied == len(source.state_dict()) and fresh == 8  # two blocks of two convs, weight and bias
+    x = torch.rand(1, 5, 64, 64)
+    with torch.no_grad():
+        expected = source(x)
+        assert (grown(x) - expected).abs().max() < 1e-5
+        grown.head[1].body[-1].weight.normal_(0, 0.1)  # once trained, the blocks matter
+        assert (grown(x) - expected).abs().max() > 1e-4
+
+
 def test_training_compute_sums_the_init_chain():
     from revamp.models.files import training_compute
 

@@ -1,6 +1,7 @@
 """`revamp video`: streams, timestamps, colour, resume and damaged inputs, on clips made on the fly."""
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import av
@@ -166,7 +167,7 @@ def test_joined_segments_get_dts_that_rise_strictly_and_never_pass_pts():
     for seg in segments:
         times.assign(seg)
     packets = [p for seg in segments for p in seg]
-    assert all(a.dts < b.dts for a, b in zip(packets, packets[1:]))
+    assert all(a.dts < b.dts for a, b in itertools.pairwise(packets))
     assert all(p.dts <= p.pts for p in packets)
     assert packets[0].dts == -3 * 512
 

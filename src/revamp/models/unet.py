@@ -11,6 +11,9 @@ Two variants of the decoder's shallow end (``UNetConfig.decoder``):
   block (DeOldify's layout; at 720p that stage alone is 54 of 139 GFLOPs);
 - ``light``: stride-2 block at width, full-resolution head of width/2 channels and one conv, so
   most of the work happens at stride 2 or deeper (about 2.5x fewer FLOPs).
+``head_blocks`` adds residual blocks after the full-resolution stage, each starting as the identity,
+so a trained model gains capacity where the network sees the input's pixels without changing what
+it computes until trained.
 
 A codec-aware model (``cond_channels`` > 0) takes extra input planes after the image channels:
 what the file says about its quantiser (``revamp.codec.CodecHint.planes``). A multi-frame model
@@ -47,6 +50,7 @@ class UNetConfig:
     decoder: str = "full"  # "full" or "light" (see the module docstring)
     cond_channels: int = 0  # extra input planes (codec conditioning), after the image channels
     neighbours: int = 0  # frames on each side, as aligned RGB planes after the codec planes
+    head_blocks: int = 0  # residual blocks added at full resolution, each starting as the identity
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -58,7 +62,7 @@ class UNetConfig:
         # Checked before anything is built: a model file's metadata is untrusted input, and an
         # absurd width would allocate gigabytes before the weights could disagree with it.
         for name, kind, low, high in (("width", int, 8, 512), ("in_channels", int, 1, 4), ("cond_channels", int, 0, 8),
-                                      ("neighbours", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1)):
+                                      ("neighbours", int, 0, 4), ("head_blocks", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1)):
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or not low <= value <= high:
                 raise ValueError(f"{name} must be {'true or false' if kind is bool else f'an integer from {low} to {high}'}, not {value!r}")
@@ -162,9 +166,12 @@ class UpBlock(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, identity: bool = False):
         super().__init__()
         self.body = nn.Sequential(conv_relu(ch, ch), nn.Conv2d(ch, ch, 3, padding=1))
+        if identity:  # the last conv at zero: the block starts as the identity (a trained model keeps its function)
+            nn.init.zeros_(self.body[-1].weight)
+            nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -220,6 +227,8 @@ class UNetGenerator(nn.Module):
         self.up_full = PixelShuffleICNR(in_ch, full_ch, blur=not light)
         cross = conv_relu(full_ch + config.input_planes, full_ch)
         self.full_res = nn.Sequential(cross, ResBlock(full_ch)) if config.decoder == "full" else cross
+        # Capacity where the network sees the input's pixels, added to a trained model without changing it.
+        self.head = nn.Sequential(*(ResBlock(full_ch, identity=True) for _ in range(config.head_blocks)))
         sr_layers: list[nn.Module] = []
         for _ in range({1: 0, 2: 1, 4: 2}[config.scale]):
             sr_layers += [PixelShuffleICNR(full_ch, full_ch), conv_relu(full_ch, full_ch)]
@@ -232,7 +241,7 @@ class UNetGenerator(nn.Module):
             apply_spectral_norm(self)
 
     def decoder_modules(self) -> list[nn.Module]:
-        return [self.middle, self.up_blocks, self.up_full, self.full_res, self.sr_head, self.to_rgb]
+        return [self.middle, self.up_blocks, self.up_full, self.full_res, self.head, self.sr_head, self.to_rgb]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -248,7 +257,7 @@ class UNetGenerator(nn.Module):
         y = self.up_full(y)
         if y.shape[-2:] != x.shape[-2:]:
             y = F.interpolate(y, size=x.shape[-2:], mode="nearest")
-        y = self.full_res(cat_channels(y, x))
+        y = self.head(self.full_res(cat_channels(y, x)))
         correction = self.to_rgb(self.sr_head(y))
         if self.config.scale == 1:
             base = image

@@ -458,7 +458,7 @@ class _DecodingTimes:
     def assign(self, packets: list) -> None:
         ordered = sorted(p.pts for p in packets)
         if self.shown is None:  # before the first frame: step back by the shortest frame interval
-            gap = min((b - a for a, b in zip(ordered, ordered[1:])), default=1)
+            gap = min((b - a for a, b in itertools.pairwise(ordered)), default=1)
             self.shown = [ordered[0] - (self.depth - j) * gap for j in range(self.depth)]
         times = self.shown + ordered
         for i, p in enumerate(packets):
