@@ -101,6 +101,26 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(image_folder, t
         assert (tmp_path / "resumed" / name).is_file()
 
 
+def test_a_pause_inside_the_speed_probe_does_not_shrink_a_timed_phase(image_folder, tmp_path, monkeypatch):
+    # A fake clock: every step takes 0.5 s, and one step in the probe window sees a 1000 s pause
+    # (SIGSTOP while another job runs). The phase must still be sized for 2 steps/s.
+    import revamp.train.common as common
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock["now"])
+    cfg = tiny_config(image_folder, phases=[{"name": "timed", "patch": 64, "batch": 2, "minutes": 0.5}])
+    trainer = GeneratorTrainer(cfg, tmp_path / "run", device=torch.device("cpu"), quiet=True)
+    step = trainer.train_step
+
+    def timed_step(*args):
+        clock["now"] += 1000.5 if trainer.state["step"] == 25 else 0.5
+        return step(*args)
+
+    trainer.train_step = timed_step
+    trainer.train(stop_at_step=common.RATE_PROBE_STEPS[1] + 1)
+    assert trainer.state["phase_steps"] == [60]  # 0.5 min at 2 steps/s; the mean step would give 41
+
+
 def test_ema_of_the_weights_is_exported_and_resumes_exactly(image_folder, tmp_path):
     """optim.ema: the exported model is the moving average of the weights (not the raw weights),
     updated once per step, and an interrupted run resumes it exactly."""

@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import signal
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -273,19 +274,18 @@ class StageTrainer:
             return True
         loader = self._loader(index, phase, local, steps if steps is not None else 10**8)
         bar = tqdm(total=steps, initial=local, desc=f"{self.stage}: {phase['name']} ({phase['patch']}px)", disable=self.quiet, dynamic_ncols=True)
-        since_start, probe_t0, t_last = 0, 0.0, time.monotonic()
+        since_start, probe, t_last = 0, [], time.monotonic()
         warmup, min_ratio = self.schedule()
         for degraded, clean in loader:
-            if steps is None:
-                if since_start == RATE_PROBE_STEPS[0]:
-                    probe_t0 = time.monotonic()
-                elif since_start == RATE_PROBE_STEPS[1]:
-                    rate = (RATE_PROBE_STEPS[1] - RATE_PROBE_STEPS[0]) / (time.monotonic() - probe_t0)
-                    steps = self.dist.from_main(max(int(rate * phase["minutes"] * 60), local + 1))
-                    self.state["phase_steps"][index] = steps
-                    bar.total = steps
-                    if not self.quiet:
-                        tqdm.write(f"{self.stage} {phase['name']}: {rate:.2f} steps/s -> {steps} steps in {phase['minutes']} min")
+            if steps is None and since_start == RATE_PROBE_STEPS[1]:
+                # The median step, not the mean: a pause (SIGSTOP, a suspended laptop) inside the
+                # probe would otherwise size the whole phase for a machine many times slower.
+                rate = 1.0 / max(statistics.median(probe), 1e-6)
+                steps = self.dist.from_main(max(int(rate * phase["minutes"] * 60), local + 1))
+                self.state["phase_steps"][index] = steps
+                bar.total = steps
+                if not self.quiet:
+                    tqdm.write(f"{self.stage} {phase['name']}: {rate:.2f} steps/s -> {steps} steps in {phase['minutes']} min")
             # The warm-up (longer than the probe) keeps the lr independent of the probed total.
             lr_factor = lr_at(local, steps or 10**6, 1.0, min_ratio, warmup)
             parts = self.train_step(degraded.to(self.device, non_blocking=True), clean.to(self.device, non_blocking=True), lr_factor)
@@ -293,6 +293,8 @@ class StageTrainer:
             since_start += 1
             self.state["step"] += 1
             now = time.monotonic()
+            if steps is None and since_start > RATE_PROBE_STEPS[0]:
+                probe.append(now - t_last)
             self.state["seconds"] += now - t_last
             t_last = now
             bar.update(1)
