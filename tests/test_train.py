@@ -104,7 +104,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(image_folder, t
 def test_a_pause_inside_the_speed_probe_does_not_shrink_a_timed_phase(image_folder, tmp_path, monkeypatch):
     # A fake clock: every step takes 0.5 s, and one step in the probe window sees a 1000 s pause
     # (SIGSTOP while another job runs). The phase must still be sized for 2 steps/s.
-    import revamp.train.common as common
+    from revamp.train import common
 
     clock = {"now": 0.0}
     monkeypatch.setattr(common.time, "monotonic", lambda: clock["now"])
