@@ -4,7 +4,7 @@ processes: revamp.runtime).
 A stage trains one or more *phases*; each phase draws samples index by index from a
 PairDataset, so sample ``i`` of a phase is the same on every run, and ``--resume``
 continues exactly. A phase sets ``steps`` or ``minutes``; with ``minutes`` the step count
-is fixed once from the measured speed of its first steps, stored, and shared by all ranks.
+is fixed once from the median step time of its first steps (robust to a pause), stored, and shared by all ranks.
 
 Under ``torchrun`` each rank takes every WORLD_SIZE-th sample of the global batch;
 rank 0 alone logs, validates and writes checkpoints.
