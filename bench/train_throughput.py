@@ -25,7 +25,7 @@ from revamp.train.losses import WeightedLoss
 
 def measure(cfg: dict, patch: int, batch: int, bf16: bool, seconds: float) -> float:
     torch.manual_seed(0)
-    model = build_generator(cfg).to(memory_format=torch.channels_last).train()
+    model = build_generator(cfg)[0].to(memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = WeightedLoss(cfg["loss"])
     scale = cfg["model"]["scale"]

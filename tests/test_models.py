@@ -106,15 +106,19 @@ def test_load_rejects_mismatching_weights(tmp_path):
         load_model(bad)
 
 
-def test_training_runs_follow_init_but_not_transfer():
+def test_training_runs_follow_init_and_whole_transfers_but_not_partial_ones():
     from revamp.models.files import training_runs
 
     source = {"steps": 1934}
-    stage1 = {"steps": 3500, "transfer": "full.safetensors", "init_recipe": source}
+    stage1 = {"steps": 3500, "transfer": {"file": "full.safetensors", "whole": False}, "init_recipe": source}
     stage2 = {"steps": 800, "init": "stage1.safetensors", "init_recipe": stage1}
     last = {"steps": 1800, "init": "stage2.safetensors", "init_recipe": stage2}
-    assert [r["steps"] for r in training_runs(last)] == [1800, 800, 3500]  # the transferred source is not this model's training
+    assert [r["steps"] for r in training_runs(last)] == [1800, 800, 3500]  # a partly transferred source is not this model's training
     assert training_runs(source) == [source]
+    grown = {"steps": 900, "transfer": {"file": "last.safetensors", "whole": True}, "init_recipe": last}  # e.g. head_blocks added
+    assert [r["steps"] for r in training_runs(grown)] == [900, 1800, 800, 3500]
+    older = {"steps": 900, "transfer": "full.safetensors", "init_recipe": source}  # files written before the transfer record
+    assert training_runs(older) == [older]
 
 
 def test_load_refuses_pickles_and_foreign_files(tmp_path):
@@ -193,8 +197,8 @@ def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_pa
     save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
     source = load_model(tmp_path / "src.safetensors")[0]  # as stored (fp16)
     aware = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2))
-    copied, fresh = transfer_weights(aware, str(tmp_path / "src.safetensors"))
-    assert fresh == 0 and copied == len(aware.state_dict())
+    copied, fresh, source_left = transfer_weights(aware, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(aware.state_dict()) and source_left == 0
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         expected = source.eval()(x)
@@ -202,8 +206,8 @@ def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_pa
             # the stem's and the head's new input channels start at zero: the planes change nothing yet
             assert (aware.eval()(torch.cat([x, planes], 1)) - expected).abs().max() < 1e-4
     light = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light"))
-    copied, fresh = transfer_weights(light, str(tmp_path / "src.safetensors"))
-    assert copied > 0 and fresh > 0  # encoder and deep blocks fit; the light head starts fresh
+    copied, fresh, source_left = transfer_weights(light, str(tmp_path / "src.safetensors"))
+    assert copied > 0 and fresh > 0 and source_left > 0  # encoder and deep blocks fit; the light head starts fresh
     assert torch.equal(light.encoder.conv_stem.weight, source.encoder.conv_stem.weight)
 
 
@@ -218,8 +222,8 @@ def test_transfer_into_a_super_resolution_model_starts_at_its_bicubic_base(tmp_p
         source.to_rgb.weight.normal_(0, 0.01)
     save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
     sr = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, scale=2))
-    copied, fresh = transfer_weights(sr, str(tmp_path / "src.safetensors"))
-    assert copied > 0 and fresh == len(list(sr.sr_head.state_dict())) + 2  # the head and to_rgb
+    copied, fresh, source_left = transfer_weights(sr, str(tmp_path / "src.safetensors"))
+    assert copied > 0 and fresh == len(list(sr.sr_head.state_dict())) + 2 and source_left == 2  # the head and to_rgb
     assert torch.equal(sr.up_full.conv.weight, load_model(tmp_path / "src.safetensors")[0].up_full.conv.weight)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -333,8 +337,8 @@ def test_multi_frame_model_starts_as_the_single_frame_model_it_came_from(tmp_pat
     source = load_model(tmp_path / "src.safetensors")[0].eval()
     multi = UNetGenerator(UNetConfig(**dict(config.to_dict(), neighbours=1)))
     assert multi.config.input_planes == 11
-    copied, fresh = transfer_weights(multi, str(tmp_path / "src.safetensors"))
-    assert fresh == 0 and copied == len(multi.state_dict())
+    copied, fresh, source_left = transfer_weights(multi, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(multi.state_dict()) and source_left == 0
     x = torch.rand(1, 5, 64, 64)
     with torch.no_grad():
         expected = source(x)
@@ -357,8 +361,9 @@ def test_head_blocks_start_as_the_identity_so_a_transferred_model_computes_its_s
     save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
     source = load_model(tmp_path / "src.safetensors")[0].eval()
     grown = UNetGenerator(UNetConfig(**dict(config.to_dict(), head_blocks=2))).eval()
-    copied, fresh = transfer_weights(grown, str(tmp_path / "src.safetensors"))
-    assert copied == len(source.state_dict()) and fresh == 8  # two blocks of two convs, weight and bias
+    taken = transfer_weights(grown, str(tmp_path / "src.safetensors"))
+    assert taken.copied == len(source.state_dict()) and taken.fresh == 8  # two blocks of two convs, weight and bias
+    assert taken.record(str(tmp_path / "src.safetensors"))["whole"]  # so the source's training counts as this model's
     x = torch.rand(1, 5, 64, 64)
     with torch.no_grad():
         expected = source(x)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,22 @@ def test_a_pause_inside_the_speed_probe_does_not_shrink_a_timed_phase(image_fold
     trainer.train_step = timed_step
     trainer.train(stop_at_step=common.RATE_PROBE_STEPS[1] + 1)
     assert trainer.state["phase_steps"] == [60]  # 0.5 min at 2 steps/s; the mean step would give 41
+
+
+def test_a_model_grown_by_a_whole_transfer_counts_its_source_training(image_folder, tmp_path):
+    """Added head blocks take every tensor of the source: the new file's compute includes the source's."""
+    from revamp.models.files import read_metadata, training_compute
+
+    phases = [{"name": "patches", "patch": 64, "batch": 2, "steps": 3}]
+    source = GeneratorTrainer(tiny_config(image_folder, phases=phases), tmp_path / "source", device=torch.device("cpu"), quiet=True)
+    source.train()
+    grown_cfg = tiny_config(image_folder, phases=phases, transfer=str(tmp_path / "source" / "final.safetensors"),
+                            model={"encoder": "mobilenetv3_small_100", "width": 8, "head_blocks": 1})
+    grown = GeneratorTrainer(grown_cfg, tmp_path / "grown", device=torch.device("cpu"), quiet=True)
+    grown.train()
+    recipe = json.loads(read_metadata(tmp_path / "grown" / "final.safetensors")["recipe"])
+    assert recipe["transfer"] == {"file": "final.safetensors", "copied": len(source.model.state_dict()), "fresh": 4, "whole": True}
+    assert training_compute(recipe)["steps"] == 6 and training_compute(recipe)["samples"] == 12
 
 
 def test_ema_of_the_weights_is_exported_and_resumes_exactly(image_folder, tmp_path):

@@ -66,17 +66,23 @@ def training_runs(recipe: dict) -> list[dict]:
     """The recipes of the runs that made a model, newest first.
 
     A run that went on from another file (``init``; a GAN phase names its generator there) keeps
-    that file's recipe as ``init_recipe``; a ``transfer`` run took only the tensors that fit, so
-    the chain stops there.
+    that file's recipe as ``init_recipe``. So does a ``transfer`` run; the chain goes on through it
+    only where it took every tensor of its source (``whole``: the new model started out computing
+    its source), and stops where it took only the tensors that fit.
     """
     runs = [recipe]
-    while runs[-1].get("init") and isinstance(runs[-1].get("init_recipe"), dict):
+    while isinstance(runs[-1].get("init_recipe"), dict) and (runs[-1].get("init") or _whole_transfer(runs[-1])):
         runs.append(runs[-1]["init_recipe"])
     return runs
 
 
+def _whole_transfer(run: dict) -> bool:
+    transfer = run.get("transfer")
+    return isinstance(transfer, dict) and transfer.get("whole") is True
+
+
 def training_compute(recipe: dict) -> dict:
-    """What the runs that made a model spent (``training_runs``; a ``transfer`` source's own training
+    """What the runs that made a model spent (``training_runs``; the source of a partial ``transfer``
     is not counted): CPU hours, GPU minutes, steps and training samples seen (steps x batch)."""
     total = {"cpu_hours": 0.0, "gpu_minutes": 0.0, "steps": 0, "samples": 0}
     for run in training_runs(recipe):

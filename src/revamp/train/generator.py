@@ -3,9 +3,9 @@ on 64x64 patches first, then on larger crops of whole images."""
 from __future__ import annotations
 
 import copy
-
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -17,37 +17,49 @@ from revamp.train.common import StageTrainer
 from revamp.train.losses import WeightedLoss
 
 
-def build_generator(cfg: dict) -> UNetGenerator:
+def build_generator(cfg: dict) -> tuple[UNetGenerator, dict | None]:
     """A fresh generator, one that starts from a model file of the same architecture (``init``:
-    fine-tuning), or one that takes what fits from a model of another architecture (``transfer``)."""
+    fine-tuning), or one that takes what fits from a model of another architecture (``transfer``).
+    Returns the model and, for a transfer, what it took (``Transfer.record``)."""
     if cfg.get("init"):
         from revamp.models.files import load_model
 
         model, _ = load_model(cfg["init"])
         if model.config != UNetConfig(**dict(cfg["model"], spectral_norm=False)):
             raise ValueError(f"init model {cfg['init']} has architecture {model.config.to_dict()}, the config asks for {cfg['model']}")
-        return model.train()
+        return model.train(), None
     model = UNetGenerator(UNetConfig(**cfg["model"]))
     if cfg.get("encoder_weights"):
         load_encoder_weights(model, cfg["encoder_weights"])
     if cfg.get("transfer"):
-        transfer_weights(model, cfg["transfer"])
-    return model
+        return model, transfer_weights(model, cfg["transfer"]).record(cfg["transfer"])
+    return model, None
 
 
-def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
+class Transfer(NamedTuple):
+    copied: int  # tensors of the new model taken from the source
+    fresh: int  # tensors of the new model left at their initialisation
+    source_left: int  # tensors of the source that found no place
+
+    def record(self, path: str) -> dict:
+        """The recipe's note of the transfer. ``whole``: every tensor of the source was taken, so the
+        new model started out as its source and the source's training counts as its own."""
+        return {"file": Path(path).name, "copied": self.copied, "fresh": self.fresh, "whole": self.source_left == 0}
+
+
+def transfer_weights(model: UNetGenerator, path: str) -> Transfer:
     """Copy every tensor of the model file whose name and shape fit ``model``. A conv that gained
     input channels (the codec-conditioning planes) keeps the old channels' weights and starts the
     new ones at zero, so the model starts out computing what the source computed. Into a model of
     another scale (a restorer's trunk for super-resolution) the output layer is not copied: it
     reads the fresh upscaling head, and left at zero it makes the new model start at exactly its
-    bicubic base. Returns (tensors copied, tensors left at their initialisation)."""
+    bicubic base."""
     from revamp.models.files import load_model
 
     source_model = load_model(path)[0]
     source = source_model.state_dict()
     own = model.state_dict()
-    copied = 0
+    taken = set()
     for name, value in own.items():
         src = source.get(name)
         if src is None or (name.startswith("to_rgb.") and source_model.config.scale != model.config.scale):
@@ -59,8 +71,8 @@ def transfer_weights(model: UNetGenerator, path: str) -> tuple[int, int]:
             value[:, : src.shape[1]] = src
         else:
             continue
-        copied += 1
-    return copied, len(own) - copied
+        taken.add(name)
+    return Transfer(len(taken), len(own) - len(taken), len(set(source) - taken))
 
 
 def source_recipe(path: str | Path | None) -> dict | None:
@@ -86,6 +98,7 @@ def recipe(trainer: GeneratorOutputs, stage: str, extra: dict | None = None) -> 
         "seed": c["seed"],
         "optim": c["optim"],
         "init": Path(c["init"]).name if c.get("init") else None,
+        "transfer": trainer.transfer,
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else "cpu",
         "processes": trainer.dist.world,
         "hours": round(trainer.state["seconds"] / 3600, 3),
@@ -100,6 +113,7 @@ class GeneratorOutputs(StageTrainer):
 
     model: UNetGenerator
     source_recipe: dict | None  # set by each stage from the file it starts from (source_recipe)
+    transfer: dict | None = None  # what a ``transfer`` start took (Transfer.record)
 
     def better(self, result: dict, best: dict | None) -> bool:
         raise NotImplementedError
@@ -138,7 +152,8 @@ class GeneratorTrainer(GeneratorOutputs):
 
     def __init__(self, cfg: dict, run_dir: Path, device=None, quiet: bool = False, data=None):
         super().__init__(cfg, run_dir, device, quiet, data)
-        model = build_generator(cfg).to(self.device)
+        model, self.transfer = build_generator(cfg)
+        model = model.to(self.device)
         self.source_recipe = source_recipe(cfg.get("init") or cfg.get("transfer"))
         # A run that starts from trained weights validates them first, so its "best" is never
         # worse than where it started (a campaign's next leg warm-restarts from that best).
