@@ -4,7 +4,8 @@ processes: revamp.runtime).
 A stage trains one or more *phases*; each phase draws samples index by index from a
 PairDataset, so sample ``i`` of a phase is the same on every run, and ``--resume``
 continues exactly. A phase sets ``steps`` or ``minutes``; with ``minutes`` the step count
-is fixed once from the median step time of its first steps (robust to a pause), stored, and shared by all ranks.
+is fixed once from the median step time of its first steps (robust to a pause), stored, and
+shared by all ranks.
 
 Under ``torchrun`` each rank takes every WORLD_SIZE-th sample of the global batch;
 rank 0 alone logs, validates and writes checkpoints.
@@ -293,10 +294,10 @@ class StageTrainer:
             since_start += 1
             self.state["step"] += 1
             now = time.monotonic()
+            elapsed, t_last = now - t_last, now
             if steps is None and since_start > RATE_PROBE_STEPS[0]:
-                probe.append(now - t_last)
-            self.state["seconds"] += now - t_last
-            t_last = now
+                probe.append(elapsed)
+            self.state["seconds"] += elapsed
             bar.update(1)
             step = self.state["step"]
             if step % self.cfg["log_every"] == 0:
