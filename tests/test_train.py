@@ -231,6 +231,7 @@ def test_every_shipped_config_loads_and_its_committed_weights_exist(path):
     ("degradation: {jpeg: {qualty: [10, 20]}}\n", [], "qualty"),  # unknown, two levels down in the file
     ("model: {width: 32}\nmodel: {width: 16}\n", [], "duplicate key 'model'"),
     ("loss: {charbonier: 1.0}\n", [], "charbonier"),
+    ("degradation: {video: {weights: {h265: -2}}}\n", [], "h265"),  # negative odds
 ])
 def test_bad_configs_fail_at_once_with_one_line_naming_the_key(tmp_path, yaml_text, sets, named):
     """`revamp train` refuses before any work starts (no run folder is written), in one line."""
@@ -279,6 +280,31 @@ def test_unknown_degradation_names():
         build_degradation({"video": {"codecs": {"vp9": [30, 40]}}})
     with pytest.raises(ValueError, match="unknown degradation"):
         build_degradation({"noise": {}})
+
+
+def test_codec_weights_set_the_odds_of_each_codec(monkeypatch):
+    from revamp.data import degrade
+
+    drawn = []
+
+    def roundtrip(frames, codec, q, steps, preset):  # no encoding: only which codec was drawn matters
+        drawn.append(codec)
+        steps.extend([1.0] * len(frames))
+        return frames
+
+    monkeypatch.setattr(degrade, "video_roundtrip", roundtrip)
+    img = natural_image(32, 32, seed=5)
+    cfg = {"codecs": {"h264": [30, 30], "h265": [30, 30], "mpeg2": [5, 5]}}
+    for weights, share in [({}, 1 / 3), ({"h265": 2}, 1 / 2), ({"h265": 0}, 0.0), ({"h264": 0, "mpeg2": 0}, 1.0)]:
+        drawn.clear()
+        deg = degrade.build_video_degradation({**cfg, "weights": weights})
+        rng = np.random.default_rng(0)
+        for _ in range(600):
+            deg.sample(img, rng)
+        assert abs(drawn.count("h265") / len(drawn) - share) < 0.06, weights
+    for bad in [{"vp9": 1}, {"h264": -1}, {"h264": 0, "h265": 0, "mpeg2": 0}]:
+        with pytest.raises(ValueError, match="weights"):
+            degrade.build_video_degradation({**cfg, "weights": bad})
 
 
 def test_real_clips_give_frames_of_the_clip_through_a_codec():

@@ -166,6 +166,8 @@ class VideoDegradation:
     max_motion: int = 4
     blind_codecs: tuple[str, ...] = ()
     presets: dict[str, list[str]] = field(default_factory=dict)  # x264/x265 presets drawn from, per codec (default: the fast one)
+    # Relative odds of each codec (default 1 each): more samples of the codec a model is weakest on.
+    weights: dict[str, float] = field(default_factory=dict)
     # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
     # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three.
     neighbours: int = 0
@@ -186,7 +188,11 @@ class VideoDegradation:
     def sample_clip(self, clip: list[np.ndarray], k: int, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         """Frame ``k`` of the clean frames ``clip`` after a round trip through a random codec and quantiser."""
         names = sorted(self.codecs)
-        codec = names[int(rng.integers(len(names)))]
+        if self.weights:
+            odds = np.array([float(self.weights.get(n, 1.0)) for n in names])
+            codec = names[int(rng.choice(len(names), p=odds / odds.sum()))]
+        else:  # the draw of configs without weights stays as it was (a resumed run goes on exactly)
+            codec = names[int(rng.integers(len(names)))]
         lo, hi = self.codecs[codec]
         q = int(rng.integers(lo, hi + 1))
         presets = self.presets.get(codec)
@@ -246,14 +252,17 @@ def build_video_degradation(video_cfg: dict, neighbours: int = 0) -> VideoDegrad
     if unknown:
         raise ValueError(f"unknown video codec(s) {', '.join(sorted(unknown))}; known: {', '.join(VIDEO_CODECS)}")
     presets = {k: list(v) for k, v in video_cfg.get("presets", {}).items()}
+    weights = {k: float(v) for k, v in video_cfg.get("weights", {}).items()}
+    if set(weights) - set(codecs) or any(v < 0 for v in weights.values()) or (weights and not any(weights.get(k, 1.0) for k in codecs)):
+        raise ValueError(f"degradation.video.weights must give codecs of degradation.video.codecs non-negative odds, not all zero: {weights}")
     return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
-                            presets, neighbours)
+                            presets, weights, neighbours)
 
 
 def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
     """Degradation from a config dict.
 
-    ``jpeg: {...}`` and ``video: {prob, codecs, frames, max_motion, blind_codecs, presets}`` describe the compression (video
+    ``jpeg: {...}`` and ``video: {prob, codecs, weights, frames, max_motion, blind_codecs, presets}`` describe the compression (video
     replaces JPEG for a fraction ``prob`` of the samples); ``downscale: {...}`` applies to
     super-resolution models (scale 2 or 4) before compression.
     """
