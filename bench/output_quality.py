@@ -5,8 +5,9 @@ H.264/H.265 at several CRFs, measured on the decoded Y plane.
         [--degrade h264:37 ...] [--crf 18 --crf 14 ...] [--json FILE]
 
 Each clip is compressed at the given codec and quantiser (`revamp eval --video`'s round trip),
-restored as `revamp video` does (the model told the file's quantisers, stabiliser 0.5),
-then encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
+restored as `revamp video` did when this was measured (the model told the file's quantisers,
+the stabiliser's forward pass at 0.5; the cost of the encoding hardly depends on it), then
+encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
 yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
 the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
 against the lossless output, and the size in bits per pixel.
@@ -76,7 +77,7 @@ def main() -> None:
         for name, refs in clips.items():
             steps: list[float] = []
             compressed = video_roundtrip(refs, kind, q, steps=steps)
-            restored = restore_clip(restorer, compressed, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]))
+            restored = restore_clip(restorer, compressed, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]), look_ahead=0)
             pixels = len(refs) * refs[0].shape[0] * refs[0].shape[1]
             for label, codec, crf in [("ffv1", "ffv1", None)] + [(f"{args.codec} crf {c}", args.codec, c) for c in crfs]:
                 planes, size = encode_decode(restored, codec, crf)

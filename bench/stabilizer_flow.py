@@ -66,7 +66,7 @@ def restore_with_each_flow(refs: list[np.ndarray]) -> dict:
     from revamp.evaluation.video import clip_hints, measure
     from revamp.inference.restorer import Restorer
     from revamp.metrics.temporal import reference_flows
-    from revamp.video.job import restore_frame
+    from revamp.video.job import restore_sequence
     from revamp.video.stabilize import TemporalStabilizer
 
     restorer = Restorer("default", device="cpu", tile=768, backend="auto", even_tiles=True)  # as `revamp video`
@@ -78,8 +78,10 @@ def restore_with_each_flow(refs: list[np.ndarray]) -> dict:
         hints = clip_hints("h264", steps, *refs[0].shape[:2])
         rows[f"QP{qp} compressed"] = measure(compressed, refs, flows)
         for name, lines in (("no stabiliser", 0), ("flow at full size", None), ("flow shrunk to 576 lines", 576)):
-            stabilizer = TemporalStabilizer(0.5, flow_lines=lines) if lines != 0 else None
-            rows[f"QP{qp} {name}"] = measure([restore_frame(restorer, f, stabilizer, h) for f, h in zip(compressed, hints)], refs, flows)
+            # The forward pass at mix 0.5, as when the flow was chosen.
+            stabilizer = TemporalStabilizer(0.5, flow_lines=lines, look_ahead=0) if lines != 0 else None
+            items = ((f, h, None, None) for f, h in zip(compressed, hints))
+            rows[f"QP{qp} {name}"] = measure([out for out, _ in restore_sequence(restorer, items, stabilizer)], refs, flows)
     return {row: {k: round(v, 4) for k, v in metrics.items()} for row, metrics in rows.items()}
 
 

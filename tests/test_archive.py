@@ -54,9 +54,10 @@ def test_a_compressed_stream_on_stdin_keeps_its_quantisers_and_writes_a_file(tmp
     from revamp.video import job
 
     told = []
-    real = job.restore_frame
-    monkeypatch.setattr(job, "restore_frame", lambda r, rgb, st, hint, *a, **k: told.append(hint is not BLIND) or real(r, rgb, st, hint, *a, **k))
-    job.restore_stream(src, tmp_path / "api.mkv", Restorer("video"), job.VideoOptions(codec="ffv1"), quiet=True)
+    restorer = Restorer("video")
+    real = restorer.restore_rgb
+    monkeypatch.setattr(restorer, "restore_rgb", lambda rgb, hint=None, **k: told.append(hint is not BLIND) or real(rgb, hint=hint, **k))
+    job.restore_stream(src, tmp_path / "api.mkv", restorer, job.VideoOptions(codec="ffv1"), quiet=True)
     assert told and all(told)
 
 
@@ -163,6 +164,7 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     import torch
     from videos import moving_frames
 
+    from revamp.defaults import STABILIZE
     from revamp.evaluation.video import restore_clip
     from revamp.inference.restorer import Restorer
     from revamp.models.files import save_model
@@ -177,5 +179,5 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     save_model(model, tmp_path / "mf.safetensors", name="mf", task="test", recipe={}, half=False)
     for restorer in (Restorer("video", device="cpu"), Restorer(str(tmp_path / "mf.safetensors"), device="cpu")):
         streamed = list(restore_frames(restorer, iter(frames)))
-        reference = restore_clip(restorer, frames, 0.5)
+        reference = restore_clip(restorer, frames, STABILIZE)
         assert len(streamed) == 5 and all(np.array_equal(a, b) for a, b in zip(streamed, reference))

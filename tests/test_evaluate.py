@@ -7,6 +7,7 @@ from conftest import natural_image, write_images
 from PIL import Image
 
 from revamp.cli import main
+from revamp.defaults import STABILIZE
 
 
 @pytest.fixture()
@@ -117,7 +118,7 @@ def test_eval_video_on_clips(tmp_path):
     rows = {(r["degradation"], r["method"]): r for r in summary["rows"]}
     for degradation in ("h264 QP37", "mpeg2 q10"):
         assert rows[(degradation, "compressed")]["delta_psnr_y"] == 0
-        for method in ("ffmpeg deblock", "default", "default + stabiliser 0.5"):
+        for method in ("ffmpeg deblock", "default", f"default + stabiliser {STABILIZE:g}"):
             row = rows[(degradation, method)]
             assert all(np.isfinite(row[m]) for m in ("psnr_y", "ssim_y", "warp_error", "tof", "tlp")), row
     assert "| h264 QP37 | default |" in (out / "summary.md").read_text()

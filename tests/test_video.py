@@ -219,7 +219,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, identity, capsys, case):
 @pytest.mark.parametrize("flow_lines", [None, 48])  # 48: flow measured at half size, as 720p is
 def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it(flow_lines):
     from revamp.metrics.temporal import tof, warping_error
-    from revamp.video.stabilize import TemporalStabilizer
+    from revamp.video.stabilize import TemporalStabilizer, stabilize_clip
 
     refs = moving_frames(8, 96, 128, seed=4)
     rng = np.random.default_rng(0)
@@ -229,11 +229,34 @@ def test_temporal_metrics_see_flicker_and_the_stabiliser_removes_it(flow_lines):
     assert warping_error(refs, refs) < 0.05  # the references themselves are consistent
     flicker = warping_error([to8(x) for x in noisy], refs)
     assert flicker > 1.0
-    stabilizer = TemporalStabilizer(0.5, flow_lines=flow_lines)
-    stable = [to8(stabilizer(r, x)) for r, x in zip(refs, noisy)]
+    causal = [to8(x) for x in stabilize_clip(TemporalStabilizer(flow_lines=flow_lines, look_ahead=0), refs, noisy)]
+    stable = [to8(x) for x in stabilize_clip(TemporalStabilizer(flow_lines=flow_lines), refs, noisy)]
+    assert len(stable) == len(refs)
     assert warping_error(stable, refs) < 0.6 * flicker
     assert np.mean([psnr(s, r) for s, r in zip(stable, refs)]) > np.mean([psnr(to8(x), r) for x, r in zip(noisy, refs)])
+    # Looking ahead as well as back averages more frames: closer to the truth than the past alone.
+    assert np.mean([psnr(s, r) for s, r in zip(stable, refs)]) > np.mean([psnr(s, r) for s, r in zip(causal, refs)]) + 0.3
     assert tof(refs, refs) == 0.0
+
+
+def test_the_stabiliser_looks_ahead_but_never_across_a_scene_cut():
+    from revamp.video.stabilize import LOOK_AHEAD, TemporalStabilizer, stabilize_clip
+
+    shot, other = moving_frames(4, 96, 128, seed=4), moving_frames(3, 96, 128, seed=9)
+    clip = shot + other
+    rng = np.random.default_rng(2)
+    raws = [np.clip(f / np.float32(255) + rng.normal(0, 0.03, f.shape), 0, 1).astype(np.float32) for f in clip]
+    whole = stabilize_clip(TemporalStabilizer(), clip, raws)
+    assert len(whole) == len(clip)
+    # Each shot comes out as if it were a clip of its own: nothing crosses the cut, either way.
+    for part, out in [(slice(0, 4), whole[:4]), (slice(4, 7), whole[4:])]:
+        alone = stabilize_clip(TemporalStabilizer(), clip[part], raws[part])
+        assert all(np.array_equal(a, b) for a, b in zip(out, alone))
+    # Within a shot the next frames count: the first frame changes with what follows it.
+    changed = raws[:LOOK_AHEAD] + [np.clip(raws[LOOK_AHEAD] + 0.05, 0, 1)] + raws[LOOK_AHEAD + 1 : 4]
+    assert not np.array_equal(stabilize_clip(TemporalStabilizer(), shot, changed)[0], whole[0])
+    beyond = raws[: LOOK_AHEAD + 1] + [np.clip(raws[LOOK_AHEAD + 1] + 0.05, 0, 1)]
+    assert np.array_equal(stabilize_clip(TemporalStabilizer(), shot, beyond)[0], whole[0])  # but no further than LOOK_AHEAD
 
 
 def test_flow_measured_on_shrunk_frames_reads_a_known_shift():
@@ -259,7 +282,8 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
 
     import cv2
 
-    from revamp.video.job import restore_frame
+    from revamp.codec import BLIND
+    from revamp.video.job import restore_sequence
     from revamp.video.stabilize import TemporalStabilizer
 
     class FlickeringRestorer:  # a stand-in network: upscales and adds fresh noise to every frame
@@ -274,15 +298,16 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
 
     def run(strength, helper=None):
         stabilizer = TemporalStabilizer(strength, scale=scale) if strength else None
-        restorer = FlickeringRestorer()
-        return [restore_frame(restorer, f, stabilizer, helper=helper) for f in frames]
+        out = list(restore_sequence(FlickeringRestorer(), ((f, BLIND, None, i) for i, f in enumerate(frames)), stabilizer, helper))
+        assert [i for _, i in out] == list(range(len(frames)))  # every frame, in order, with what came with it
+        return [frame for frame, _ in out]
 
     with ThreadPoolExecutor(1) as helper:
-        threaded = run(0.5, helper)
-    inline, raw = run(0.5), run(0)
+        threaded = run(0.6, helper)
+    inline, raw = run(0.6), run(0)
     assert threaded[0].shape == (64 * scale, 96 * scale, 3)
     assert all(np.array_equal(a, b) for a, b in zip(threaded, inline))
-    assert np.array_equal(threaded[0], raw[0]) and not np.array_equal(threaded[-1], raw[-1])
+    assert not any(np.array_equal(a, b) for a, b in zip(threaded, raw))  # the first frame too: it looks ahead
 
 
 @pytest.mark.parametrize("codec,suffix", [("prores", ".mov"), ("h265", ".mp4")])
@@ -425,10 +450,12 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     assert np.array_equal(planes[:3], still_planes(frames[1] / np.float32(255), 1)[:3])  # the cut side: the frame itself
     edge = neighbour_planes(frames, 0, 2)  # nothing before the first frame
     assert np.array_equal(edge[:6], still_planes(frames[0] / np.float32(255), 2)[:6])
-    stabilizer = TemporalStabilizer(0.5)
+    stabilizer = TemporalStabilizer()
     stabilizer.measure(other)
-    assert stabilizer.measure(frames[1]) is None  # the stabiliser blends nothing across the cut either
-    assert stabilizer.measure(frames[2]) is not None
+    cut = stabilizer.measure(frames[1])
+    assert cut.forward is None and cut.backward is None  # the stabiliser blends nothing across the cut either, either way
+    pan = stabilizer.measure(frames[2])
+    assert pan.forward is not None and pan.backward is not None
 
 
 @pytest.fixture(scope="module")

@@ -7,3 +7,4 @@ TILE_OVERLAP = 64  # pixels of overlap between neighbouring tiles, blended linea
 # of a frame, run side by side on the cores, finish together (`revamp video`, `revamp bench`).
 VIDEO_TILE = 768
 STRENGTH = 1.0  # the model's correction as trained (Restorer's ``strength``)
+STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize); chosen on the training clips

@@ -20,14 +20,15 @@ from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
 from revamp.data.degrade import REENCODE_QP, VIDEO_CODECS, video_roundtrip
+from revamp.defaults import STABILIZE
 from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
 from revamp.video.flow import dis_flow
 from revamp.video.io import filter_graph
-from revamp.video.job import restore_frame
+from revamp.video.job import restore_sequence
 from revamp.video.neighbours import neighbour_planes
-from revamp.video.stabilize import TemporalStabilizer
+from revamp.video.stabilize import LOOK_AHEAD, TemporalStabilizer
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".m2ts", ".ts", ".mpg", ".webm", ".y4m"}
 METRICS = ("psnr_y", "ssim_y", "warp_error", "tof", "tlp")
@@ -76,16 +77,16 @@ def ffmpeg_spp(frames: list[np.ndarray], refs: list[np.ndarray]) -> tuple[list[n
 
 
 def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[CodecHint] | None = None,
-                 kind: str | None = None) -> list[np.ndarray]:
+                 kind: str | None = None, look_ahead: int = LOOK_AHEAD) -> list[np.ndarray]:
     """A clip restored as `revamp video` does (multi-frame models see their neighbours); ``kind``:
     the codec the clip went through (revamp.data.degrade.VIDEO_CODECS)."""
-    stabilizer = TemporalStabilizer(mix, scale=restorer.scale) if mix else None
+    stabilizer = TemporalStabilizer(mix, scale=restorer.scale, look_ahead=look_ahead) if mix else None
     hints = hints or [BLIND] * len(frames)
     codec = VIDEO_CODECS[kind][1] if kind in VIDEO_CODECS else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    return [restore_frame(restorer, rgb, stabilizer, hint, neighbours=neighbour_planes(frames, i, n, dis) if n else None, codec=codec)
-            for i, (rgb, hint) in enumerate(zip(frames, hints))]
+    items = ((rgb, hint, neighbour_planes(frames, i, n, dis) if n else None, None) for i, (rgb, hint) in enumerate(zip(frames, hints)))
+    return [out for out, _ in restore_sequence(restorer, items, stabilizer, codec=codec)]
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:
@@ -106,7 +107,7 @@ def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows) -> dict[st
     }
 
 
-def evaluate_video(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], out: Path, stabilize: float = 0.5,
+def evaluate_video(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], out: Path, stabilize: float = STABILIZE,
                    max_frames: int = 60, baseline: str = "spp", quiet: bool = False) -> dict:
     from revamp.evaluation import baselines
 

@@ -27,7 +27,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
+from revamp.codec import BLIND, QP_MAP_CODECS, h26x_step, hint_for_video_frame
+from revamp.defaults import STABILIZE
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
@@ -58,7 +59,7 @@ class VideoOptions:
     codec: str = "h264"
     quality: int | None = None  # CRF for h264/h265; None: from the input's quantisers (revamp.video.io.output_crf)
     deinterlace: str | None = None  # None, "bwdif" or "yadif"
-    stabilize: float = 0.5  # the stabiliser's mix (revamp.video.stabilize); 0 turns it off
+    stabilize: float = STABILIZE  # the stabiliser's mix (revamp.video.stabilize); 0 turns it off
     segment_frames: int = 240
 
 
@@ -133,29 +134,39 @@ class _SegmentWriter:
         os.replace(self.tmp, self.path)
 
 
-def restore_frame(restorer, rgb: np.ndarray, stabilizer: TemporalStabilizer | None, hint: CodecHint = BLIND,
-                  helper: ThreadPoolExecutor | None = None, neighbours: np.ndarray | None = None, codec: str | None = None) -> np.ndarray:
-    """One decoded uint8 RGB frame -> its restored (and stabilised) uint8 RGB frame. ``hint``: the
-    frame's quantisers, for codec-aware models and the stabiliser's tolerance (``codec``: FFmpeg's
-    decoder name); video frames are never run through the JPEG estimator. ``helper``: a thread
-    that measures the stabiliser's motion while the network runs (between its convolutions the
-    network leaves cores idle). ``neighbours``: multi-frame models' aligned neighbouring frames
-    (revamp.video.neighbours.neighbour_planes)."""
-    tolerance = blend_tolerance(codec, hint) if stabilizer else None
-    motion = helper.submit(stabilizer.measure, rgb, tolerance) if stabilizer and helper else None
-    restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint, neighbours=neighbours)
-    if stabilizer:
-        restored = stabilizer.blend(restored, motion.result() if motion else stabilizer.measure(rgb, tolerance))
-    return (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)
+def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabilizer | None, helper: ThreadPoolExecutor | None = None,
+                   codec: str | None = None) -> Iterator[tuple[np.ndarray, object]]:
+    """Decoded frames -> their restored (and stabilised) uint8 RGB frames, in order. ``items``:
+    (uint8 RGB frame, CodecHint, neighbour planes or None, anything handed back with the frame);
+    the hint gives codec-aware models and the stabiliser's tolerance the frame's quantisers
+    (``codec``: FFmpeg's decoder name; video frames are never run through the JPEG estimator);
+    the planes are multi-frame models' aligned neighbours (revamp.video.neighbours). ``helper``: a
+    thread that measures the stabiliser's motion while the network runs (between its
+    convolutions the network leaves cores idle). The stabiliser hands frames back
+    ``look_ahead`` frames late; all of them come out by the end of ``items``."""
+    for rgb, hint, neighbours, item in items:
+        tolerance = blend_tolerance(codec, hint) if stabilizer else None
+        motion = helper.submit(stabilizer.measure, rgb, tolerance) if stabilizer and helper else None
+        restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint, neighbours=neighbours)
+        if not stabilizer:
+            yield _to_uint8(restored), item
+            continue
+        for out, done in stabilizer.push(restored, motion.result() if motion else stabilizer.measure(rgb, tolerance), item):
+            yield _to_uint8(out), done
+    for out, done in stabilizer.flush() if stabilizer else ():
+        yield _to_uint8(out), done
 
 
-def _restore_decoded(restorer, frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, stabilizer, dis,
-                     helper: ThreadPoolExecutor | None = None) -> np.ndarray:
-    """A decoded frame (``context``: its window from _with_context, multi-frame models) restored
-    with the quantisers the decoder exported, as both `revamp video` paths do."""
-    n = restorer.neighbours
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, n: int, dis, item) -> tuple:
+    """A decoded frame (``context``: its window from _with_context, multi-frame models) as
+    restore_sequence takes it, with the quantisers the decoder exported, as both `revamp video`
+    paths restore it."""
     rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
-    return restore_frame(restorer, rgb, stabilizer, hint_for_video_frame(frame, codec), helper, around, codec)
+    return rgb, hint_for_video_frame(frame, codec), around, item
 
 
 def _output_size(frame: av.VideoFrame, scale: int) -> tuple[int, int]:
@@ -176,17 +187,18 @@ def _frame_step(info: VideoInfo) -> int:
     return round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
 
 
-def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = 0.5) -> Iterator[np.ndarray]:
+def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = STABILIZE) -> Iterator[np.ndarray]:
     """For other tools (VapourSynth, ffmpeg-python, OpenCV loops): uint8 RGB frames (H x W x 3) in
-    display order in, their restorations out, one for one and as they come, as `revamp video`
-    restores a file (the stabiliser at ``stabilize``, 0 for none; a multi-frame model's
-    neighbours, which delays the output by its window). Raw frames carry no quantisers, so a
-    codec-aware model runs blind on them."""
+    display order in, their restorations out, one for one, as `revamp video` restores a file (the
+    stabiliser at ``stabilize``, 0 for none, whose look-ahead delays the output by two frames; a
+    multi-frame model's neighbours, which delays it by its window). Raw frames carry no
+    quantisers, so a codec-aware model runs blind on them."""
     stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    for rgb, context in _with_context(frames, n, lambda rgb: rgb):
-        yield restore_frame(restorer, rgb, stabilizer, neighbours=neighbour_planes(context, n, n, dis) if n else None)
+    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis) if n else None, None) for rgb, context in _with_context(frames, n, lambda rgb: rgb))
+    for restored, _ in restore_sequence(restorer, items, stabilizer):
+        yield restored
 
 
 QP_PROBE_FRAMES = 24
@@ -301,8 +313,8 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
         step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
         frames_rgb = _with_context(itertools.chain([first], frames), n, lambda f: frame_to_rgb(f, info))
-        for index, (frame, context) in enumerate(frames_rgb):
-            restored = _restore_decoded(restorer, frame, context, info, codec, stabilizer, dis)
+        items = (_decoded_item(frame, context, info, codec, n, dis, frame) for frame, context in frames_rgb)
+        for index, (restored, frame) in enumerate(restore_sequence(restorer, items, stabilizer, codec=codec)):
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
             if to_stdout:
                 encoded.pts = index  # y4m is constant-rate: frame numbers
@@ -349,23 +361,29 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     try:
         codec = container.streams.video[0].codec_context.name
         frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or stabilizer is not None)
-        for index, (frame, context) in enumerate(_with_context(frames, n, lambda f: frame_to_rgb(f, info))):
-            segment, offset = divmod(index, options.segment_frames)
-            pts = last_pts = _next_pts(frame.pts, last_pts, step)
-            end_s = float((pts + (frame.duration or step)) * info.time_base)
+        def with_times(stream):
+            nonlocal last_pts, end_s
+            for frame, context in stream:
+                pts = last_pts = _next_pts(frame.pts, last_pts, step)
+                end_s = float((pts + (frame.duration or step)) * info.time_base)
+                yield frame, context, pts
+
+        stream = with_times(_with_context(frames, n, lambda f: frame_to_rgb(f, info)))
+        for segment, group in itertools.groupby(enumerate(stream), key=lambda e: e[0] // options.segment_frames):
             if _segment_path(work, segment).exists() or (owned and not owned(segment)):
-                bar.update()
+                for _ in group:
+                    bar.update()
                 continue
-            if offset == 0:
-                if writer is not None:
-                    writer.close()
-                writer = _SegmentWriter(_segment_path(work, segment), options, info, *_output_size(frame, scale))
-                if stabilizer:
-                    stabilizer.reset()
-            writer.write(_restore_decoded(restorer, frame, context, info, codec, stabilizer, dis, helper), pts, frame.duration)
-            report.restored_frames += 1
-            bar.update()
-        if writer is not None:
+            _, (first, first_context, first_pts) = next(group)
+            writer = _SegmentWriter(_segment_path(work, segment), options, info, *_output_size(first, scale))
+            if stabilizer:
+                stabilizer.reset()  # segments are restored independently, so a resumed job restores the same frames
+            entries = itertools.chain([(first, first_context, first_pts)], (entry for _, entry in group))  # noqa: B031 (used once)
+            items = (_decoded_item(frame, context, info, codec, n, dis, (pts, frame.duration)) for frame, context, pts in entries)
+            for restored, (pts, duration) in restore_sequence(restorer, items, stabilizer, helper, codec):
+                writer.write(restored, pts, duration)
+                report.restored_frames += 1
+                bar.update()
             writer.close()
             writer = None
         return end_s

@@ -1,30 +1,39 @@
 """Flow-guided temporal stabilisation of per-frame restorations.
 
 Restoring frames one by one flickers: each frame's compression noise is different, and so is
-the model's answer to it. The stabiliser blends each restored frame with the previous
-stabilised one, motion-compensated by optical flow measured on the *input* frames, wherever
-that motion compensation explains the input well (so occlusions, cuts and flow errors fall
-back to the per-frame result):
+the model's answer to it. The stabiliser blends each restored frame with its neighbours,
+motion-compensated by optical flow measured on the *input* frames, wherever that motion
+compensation explains the input well (so occlusions, cuts and flow errors fall back to the
+per-frame result). A forward pass carries the past, a backward pass over the next
+``look_ahead`` frames the future, and the output is their mean:
 
-    out_t = raw_t + mix * confidence_t * (warp(out_{t-1}) - raw_t)
-    confidence_t = exp(-(|in_t - warp(in_{t-1})| / tolerance_t)^2), per pixel, from the inputs.
+    fwd_t = raw_t + mix * confidence_t * (warp(fwd_{t-1}) - raw_t)
+    bwd_t = raw_t + mix * confidence'_t * (warp(bwd_{t+1}) - raw_t),  bwd_{t+look_ahead} = raw
+    out_t = (fwd_t + bwd_t) / 2
+    confidence_t = exp(-(|in_t - warp(in_{t-1})| / tolerance_t)^2), per pixel, from the inputs
+    (confidence'_t likewise with in_{t+1}).
 
 The tolerance follows the codec's noise: a mismatch that is compression noise on a heavily
 quantised frame is real change on a lightly quantised one. Where the file reports its quantisers
 (H.264, MPEG-2, MPEG-4) it is a fraction of the frame's mean quantiser step, else a fixed value
-(``blend_tolerance``; tuned on the training clips, bench/stabilizer_tolerance.py).
+(``blend_tolerance``; tuned on the training clips, bench/stabilizer_tolerance.py). The mix and the
+look-ahead were chosen on the training clips too (bench/stabilizer_look_ahead.py): two frames of
+look-ahead give all but a few thousandths of a dB of a backward pass over the whole clip.
 
 Flow and confidence need only the inputs, so ``measure`` can run on another thread while the
-network restores the same frame (`revamp video` does); ``blend`` then needs the restoration.
+network restores the same frame (`revamp video` does); ``push`` then takes the restoration and
+hands back the frames that are final, ``look_ahead`` frames behind; ``flush`` ends a clip.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from revamp.codec import CodecHint
+from revamp.defaults import STABILIZE
 from revamp.video.flow import dis_flow, remap, upscale_flow, warp_maps, warp_onto
 
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which the scene-cut test's confidence falls to 1/e
@@ -38,14 +47,23 @@ BLIND_TOLERANCE = 0.03
 # Taller frames have their flow measured shrunk by an integer factor to at most this many lines
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
 FLOW_LINES = 576
+LOOK_AHEAD = 2  # frames of the backward pass (and of delay)
 
 
 @dataclass
 class Motion:
-    """How frame t maps onto frame t-1, at the output's resolution."""
+    """How one frame maps onto a neighbouring one, at the output's resolution."""
 
-    maps: tuple[np.ndarray, np.ndarray]  # cv2.remap maps that warp frame t-1 onto frame t
+    maps: tuple[np.ndarray, np.ndarray]  # cv2.remap maps that warp the neighbour onto the frame
     weight: np.ndarray  # mix * confidence, H x W float32
+
+
+@dataclass
+class Pair:
+    """The motion between a frame and the one before it (None: a first frame or a scene cut)."""
+
+    forward: Motion | None  # the previous frame onto this one
+    backward: Motion | None  # this frame onto the previous one
 
 
 def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
@@ -56,30 +74,44 @@ def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
 
 
 class TemporalStabilizer:
-    def __init__(self, mix: float = 0.5, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES):
+    def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES,
+                 look_ahead: int = LOOK_AHEAD):
         if not 0 <= mix < 1:
             raise ValueError("the stabiliser mix must be in [0, 1)")
-        self.mix, self.tolerance, self.scale, self.flow_lines = mix, tolerance, scale, flow_lines
+        self.mix, self.tolerance, self.scale, self.flow_lines, self.look_ahead = mix, tolerance, scale, flow_lines, look_ahead
         self.dis = dis_flow(refine=False)
-        self.reset()
+        self.prev_input: np.ndarray | None = None
+        self.prev_tolerance = tolerance
+        self.prev_output: np.ndarray | None = None  # the forward pass's last frame
+        self.pending: deque = deque()  # [raw, fwd, backward motion onto it from the next frame, item], oldest first
 
     def reset(self) -> None:
-        """Forget the previous frame (at a segment start: segments are restored independently)."""
-        self.prev_input: np.ndarray | None = None
-        self.prev_output: np.ndarray | None = None
+        """Forget the previous frames (at a segment start: segments are restored independently);
+        frames not yet handed back by ``flush`` are dropped."""
+        self.prev_input = self.prev_output = None
+        self.pending.clear()
 
-    def measure(self, frame_in: np.ndarray, tolerance: float | None = None) -> Motion | None:
-        """Motion from the previous input to ``frame_in`` (uint8 RGB), or None for a first frame;
-        ``tolerance``: this frame's blending tolerance (blend_tolerance), else the stabiliser's.
-        Call once per frame, in order."""
-        previous, self.prev_input = self.prev_input, frame_in
+    def measure(self, frame_in: np.ndarray, tolerance: float | None = None) -> Pair:
+        """Motion between the previous input and ``frame_in`` (uint8 RGB), both ways; ``tolerance``:
+        this frame's blending tolerance (blend_tolerance), else the stabiliser's. Call once per
+        frame, in order."""
+        tolerance = tolerance or self.tolerance
+        previous, previous_tolerance = self.prev_input, self.prev_tolerance
+        self.prev_input, self.prev_tolerance = frame_in, tolerance
         if previous is None or self.mix == 0:
-            return None
+            return Pair(None, None)
         flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines)
         if weight.mean() < CUT_AGREEMENT:
-            return None  # a scene cut: nothing of the previous shot is blended in
+            return Pair(None, None)  # a scene cut: nothing of the other shot is blended in
+        forward = self._motion(flow, maps, weight, tolerance)
+        if not self.look_ahead:
+            return Pair(forward, None)
+        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines)
+        return Pair(forward, self._motion(flow, maps, weight, previous_tolerance))
+
+    def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float) -> Motion:
         # exp(-(m / T)^2) ** ((T / t)^2) = exp(-(m / t)^2): the same mismatch at tolerance t.
-        weight **= (TOLERANCE / (tolerance or self.tolerance)) ** 2
+        weight **= (TOLERANCE / tolerance) ** 2
         weight *= self.mix
         if self.scale > 1:
             h, w = weight.shape
@@ -87,17 +119,58 @@ class TemporalStabilizer:
             maps = warp_maps(upscale_flow(flow, self.scale))
         return Motion(maps, weight)
 
-    def blend(self, restored: np.ndarray, motion: Motion | None) -> np.ndarray:
-        """restored: float32 RGB in [0, 1] at scale x, of the frame ``motion`` was measured on."""
-        out = restored
-        if motion is not None and self.prev_output is not None:
-            out = remap(self.prev_output, motion.maps)
-            out -= restored
-            out *= motion.weight[..., None]
-            out += restored
-        self.prev_output = out
-        return out
+    def push(self, restored: np.ndarray, pair: Pair, item=None) -> list:
+        """restored: float32 RGB in [0, 1] at scale x, of the frame ``pair`` was measured on; ``item``:
+        anything to hand back with it (its timestamps). Returns the (frame, item) pairs now final,
+        oldest first: none until ``look_ahead`` frames have followed a frame."""
+        forward = _blend(restored, self.prev_output, pair.forward) if self.prev_output is not None else restored
+        self.prev_output = forward
+        if self.pending:
+            self.pending[-1][2] = pair.backward
+        self.pending.append([restored, forward, None, item])
+        done = []
+        while len(self.pending) > self.look_ahead:
+            done.append(self._finish())
+        return done
 
-    def __call__(self, frame_in: np.ndarray, restored: np.ndarray, tolerance: float | None = None) -> np.ndarray:
-        """Measure and blend in one go (frame_in: uint8 RGB input; restored: its restoration)."""
-        return self.blend(restored, self.measure(frame_in, tolerance))
+    def flush(self) -> list:
+        """The frames still held back (the end of a clip or segment), oldest first."""
+        done = [self._finish() for _ in range(len(self.pending))]
+        self.reset()
+        return done
+
+    def _finish(self) -> tuple[np.ndarray, object]:
+        window = list(self.pending)[: self.look_ahead + 1]
+        backward = window[-1][0]
+        for raw, _, motion, _ in reversed(window[:-1]):
+            backward = _blend(raw, backward, motion)
+        _, forward, _, item = self.pending.popleft()
+        if not self.look_ahead:
+            return forward, item
+        out = forward + backward  # new memory: both may be arrays still held
+        out *= 0.5
+        return out, item
+
+    def __call__(self, frame_in: np.ndarray, restored: np.ndarray, tolerance: float | None = None) -> list:
+        """Measure and push in one go (frame_in: uint8 RGB input; restored: its restoration)."""
+        return self.push(restored, self.measure(frame_in, tolerance))
+
+
+def _blend(restored: np.ndarray, neighbour: np.ndarray, motion: Motion | None) -> np.ndarray:
+    """``restored`` with ``neighbour`` blended in where ``motion`` trusts it (a new array)."""
+    if motion is None:
+        return restored
+    out = remap(neighbour, motion.maps)
+    out -= restored
+    out *= motion.weight[..., None]
+    out += restored
+    return out
+
+
+def stabilize_clip(stabilizer: TemporalStabilizer, inputs: list[np.ndarray], restored: list[np.ndarray],
+                   tolerances: list[float | None] | None = None) -> list[np.ndarray]:
+    """A whole clip through ``stabilizer`` (uint8 RGB inputs, their float32 restorations)."""
+    out = []
+    for frame_in, raw, tolerance in zip(inputs, restored, tolerances or [None] * len(inputs)):
+        out += [frame for frame, _ in stabilizer(frame_in, raw, tolerance)]
+    return out + [frame for frame, _ in stabilizer.flush()]
