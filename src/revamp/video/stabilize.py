@@ -140,13 +140,14 @@ class TemporalStabilizer:
         return done
 
     def _finish(self) -> tuple[np.ndarray, object]:
+        """The oldest pending frame, final: its backward pass runs over the frames held after it."""
         window = list(self.pending)[: self.look_ahead + 1]
-        backward = window[-1][0]
-        for raw, _, motion, _ in reversed(window[:-1]):
-            backward = _blend(raw, backward, motion)
         _, forward, _, item = self.pending.popleft()
         if not self.look_ahead:
             return forward, item
+        backward = window[-1][0]
+        for raw, _, motion, _ in reversed(window[:-1]):
+            backward = _blend(raw, backward, motion)
         out = forward + backward  # new memory: both may be arrays still held
         out *= 0.5
         return out, item
@@ -157,7 +158,8 @@ class TemporalStabilizer:
 
 
 def _blend(restored: np.ndarray, neighbour: np.ndarray, motion: Motion | None) -> np.ndarray:
-    """``restored`` with ``neighbour`` blended in where ``motion`` trusts it (a new array)."""
+    """``restored`` with ``neighbour`` blended in where ``motion`` trusts it: a new array, or
+    ``restored`` itself where there is no motion (callers never write into either)."""
     if motion is None:
         return restored
     out = remap(neighbour, motion.maps)
