@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from stabilizer_common import arguments, label, mean_psnr_y, restored_clips, write_json
+from training_clips import arguments, label, mean_psnr_y, restored_clips, write_json
 
 from revamp.data.degrade import VIDEO_CODECS
 from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip

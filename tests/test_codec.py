@@ -108,6 +108,21 @@ def test_frame_steps_of_training_equal_what_x264_reports(tmp_path):
         assert np.all(h26x_step(f.qp_map) == frame_step("h264", 33, f.pict_type)), f.pict_type
 
 
+def test_round_trip_steps_are_the_decoders_own_b_pyramid_included():
+    # x264 codes the reference B frame of a B pyramid at QP+1, between its P and B frames: the
+    # steps training and `revamp eval --video` tell the model are what the decoder exports, as
+    # `revamp video` reads them, not the I/P/B rule.
+    from revamp.data.degrade import video_roundtrip
+
+    steps: list[float] = []
+    video_roundtrip(moving_frames(12, 96, 128), "h264", 33, steps=steps)
+    qps = np.round(6 * np.log2(np.array(steps) / 0.625), 3)
+    assert len(qps) == 12 and set(qps) == {30, 33, 34, 35}
+    steps = []
+    video_roundtrip(moving_frames(6, 48, 64), "mpeg2", 6, steps=steps)
+    assert steps == [12.0] * 6
+
+
 def test_mpeg4_quantiser_maps_are_read_too(tmp_path):
     maps = [f.qp_map for f in read_video_qp(_encode(tmp_path / "a.avi", "mpeg4", q=6)) if f.qp_map is not None]
     assert len(maps) >= 5 and all(np.all(m == 12) for m in maps)

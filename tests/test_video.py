@@ -367,6 +367,30 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
         assert all(h is BLIND for h in hints)
 
 
+def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabiliser_all_of_it(monkeypatch):
+    import revamp.video.job as job
+    from revamp.codec import BLIND, CodecHint
+    from revamp.defaults import VIDEO_HINT_SCALE
+    from revamp.video.stabilize import TemporalStabilizer
+
+    told, tolerances = [], []
+
+    class Recording:
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
+            told.append(hint)
+            return rgb.copy()
+
+    real = job.blend_tolerance
+    monkeypatch.setattr(job, "blend_tolerance", lambda codec, hint: tolerances.append(hint) or real(codec, hint))
+    frames = moving_frames(3, 32, 32)
+    hints = [CodecHint.constant(40.0, 32, 32, "h264 quantisers"), BLIND, CodecHint.constant(20.0, 32, 32, "h264 quantisers")]
+    out = list(job.restore_sequence(Recording(), ((f, h, None, i) for i, (f, h) in enumerate(zip(frames, hints))), TemporalStabilizer(),
+                                    codec="h264"))
+    assert len(out) == 3 and 0 < VIDEO_HINT_SCALE < 1
+    assert np.allclose(told[0].steps, 40 * VIDEO_HINT_SCALE) and told[1] is BLIND and np.allclose(told[2].steps, 20 * VIDEO_HINT_SCALE)
+    assert len(tolerances) == 3 and all(a is b for a, b in zip(tolerances, hints))  # the stabiliser's tolerance follows the quantiser the file reports
+
+
 def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
     """`revamp video --codec ffv1` and `revamp image` on the same decoded frames, both measured on
     BT.601 Y against the clean frames: the video path (YUV -> RGB -> model -> YUV, hints from the

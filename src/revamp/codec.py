@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +189,10 @@ class CodecHint:
     @classmethod
     def constant(cls, step: float, height: int, width: int, source: str) -> CodecHint:
         return cls(np.full(((height + 7) // 8, (width + 7) // 8), step, dtype=np.float32), 8, source)
+
+    def scaled(self, factor: float) -> CodecHint:
+        """The same hint with every step times ``factor`` (blind stays blind)."""
+        return self if self.steps is None or factor == 1 else replace(self, steps=self.steps * np.float32(factor))
 
     def planes(self, y0: int, y1: int, x0: int, x1: int, strength: float = 1.0) -> np.ndarray:
         """(2, y1-y0, x1-x0) float32 input planes for a window of the picture. ``strength``

@@ -8,3 +8,7 @@ TILE_OVERLAP = 64  # pixels of overlap between neighbouring tiles, blended linea
 VIDEO_TILE = 768
 STRENGTH = 1.0  # the model's correction as trained (Restorer's ``strength``)
 STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize); chosen on the training clips
+# The quantiser step a codec-aware model is told for a video frame, as a fraction of the step the
+# file reports: the models learnt codecs mostly from panned stills, and on natural video they
+# smooth too much at the reported step (tuned on the training clips: bench/video_hint_scale.py).
+VIDEO_HINT_SCALE = 0.5

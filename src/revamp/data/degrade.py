@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from revamp.codec import h26x_step, ijg_table, jpeg_step, mpeg_step
+from revamp.codec import QP_MAP_CODECS, h26x_step, hint_for_video_frame, ijg_table, jpeg_step, mpeg_step
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
@@ -101,9 +101,10 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
                     preset: str | None = None) -> list[np.ndarray]:
     """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
     them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order; the
-    quantiser step of each is appended to ``steps`` if given (see ``frame_step``). ``preset``:
+    mean quantiser step of each is appended to ``steps`` if given (``_decoded_step``). ``preset``:
     x264/x265's (default DEFAULT_PRESETS; slower presets filter and decide more, so their
-    artifacts differ)."""
+    artifacts differ). x264 takes no ``bframes`` option (FFmpeg's name is ``bf``), so its
+    preset's B frames apply (3, as a B pyramid); kept so that measured numbers reproduce."""
     from fractions import Fraction
 
     import av
@@ -125,6 +126,8 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         enc.gop_size, enc.max_b_frames = gop, bframes
     dec = av.CodecContext.create(decoder, "r")
     dec.thread_count = 1
+    if steps is not None and decoder in QP_MAP_CODECS:
+        dec.options = {"export_side_data": "venc_params"}
     packets = []
     for i, frame in enumerate(frames):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
@@ -134,10 +137,21 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     out = [f.to_ndarray(format="rgb24") for f in decoded]
     if steps is not None:
-        steps += [frame_step(codec, q, av.video.frame.PictureType(int(f.pict_type)).name) for f in decoded]
+        steps += [_decoded_step(f, codec, q) for f in decoded]
     if len(out) != len(frames):
         raise RuntimeError(f"{codec} round trip returned {len(out)} of {len(frames)} frames")
     return out
+
+
+def _decoded_step(frame, codec: str, q: int) -> float:
+    """A decoded frame's mean quantiser step: what the decoder exports, as `revamp video` reads it
+    (x264 codes the reference B frames of its B pyramid a QP below the others), else the rule."""
+    hint = hint_for_video_frame(frame, VIDEO_CODECS[codec][1])
+    if hint.steps is not None:
+        return float(np.mean(hint.steps))
+    import av
+
+    return frame_step(codec, q, av.video.frame.PictureType(int(frame.pict_type)).name)
 
 
 def frame_step(codec: str, q: int, pict_type: str) -> float:

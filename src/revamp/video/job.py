@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from revamp.codec import BLIND, QP_MAP_CODECS, h26x_step, hint_for_video_frame
-from revamp.defaults import STABILIZE
+from revamp.defaults import STABILIZE, VIDEO_HINT_SCALE
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
@@ -138,8 +138,9 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
                    codec: str | None = None) -> Iterator[tuple[np.ndarray, object]]:
     """Decoded frames -> their restored (and stabilised) uint8 RGB frames, in order. ``items``:
     (uint8 RGB frame, CodecHint, neighbour planes or None, anything handed back with the frame);
-    the hint gives codec-aware models and the stabiliser's tolerance the frame's quantisers
-    (``codec``: FFmpeg's decoder name; video frames are never run through the JPEG estimator);
+    the hint gives codec-aware models (scaled by VIDEO_HINT_SCALE) and the stabiliser's tolerance
+    the frame's quantisers (``codec``: FFmpeg's decoder name; video frames are never run through
+    the JPEG estimator);
     the planes are multi-frame models' aligned neighbours (revamp.video.neighbours). ``helper``: a
     thread that measures the stabiliser's motion while the network runs (between its
     convolutions the network leaves cores idle). The stabiliser hands frames back
@@ -147,7 +148,7 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
     for rgb, hint, neighbours, item in items:
         tolerance = blend_tolerance(codec, hint) if stabilizer else None
         motion = helper.submit(stabilizer.measure, rgb, tolerance) if stabilizer and helper else None
-        restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint, neighbours=neighbours)
+        restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint.scaled(VIDEO_HINT_SCALE), neighbours=neighbours)
         if not stabilizer:
             yield _to_uint8(restored), item
             continue

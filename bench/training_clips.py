@@ -1,5 +1,6 @@
-"""What the stabiliser benches share (bench/stabilizer_look_ahead.py, bench/stabilizer_tolerance.py):
-their command line, and the training clips compressed as `revamp eval --video` does (one IPB
+"""What the benches that tune video defaults on the training clips share (never on Vid4:
+bench/stabilizer_look_ahead.py, bench/stabilizer_tolerance.py, bench/video_hint_scale.py): their
+command line, the degradations, and the clips compressed as `revamp eval --video` does (one IPB
 stream, constant QP/qscale) and restored frame by frame once, for the stabiliser settings to be
 compared on the same restorations."""
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from revamp.data.degrade import video_roundtrip
+from revamp.defaults import VIDEO_HINT_SCALE
 from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
@@ -41,8 +43,8 @@ def mean_psnr_y(frames: list[np.ndarray], refs: list[np.ndarray]) -> float:
 
 def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterator[tuple]]]:
     """Per degradation of DEGRADATIONS: (kind, q, its clips), each clip as (references,
-    compressed frames, the encoder's quantiser step per frame, the hints `revamp video` reads,
-    frame-by-frame restorations)."""
+    compressed frames, the quantiser step per frame, the hints `revamp video` reads, frame-by-frame
+    restorations, the network told VIDEO_HINT_SCALE of the step as `revamp video` tells it)."""
     clips = load_clips(Path(args.data), args.frames)
     restorer = Restorer(args.model, backend="torch")
 
@@ -51,7 +53,8 @@ def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterato
             steps: list[float] = []
             comp = video_roundtrip(refs, kind, q, steps=steps)
             hints = clip_hints(kind, steps, *refs[0].shape[:2])
-            yield refs, comp, steps, hints, [restorer.restore_rgb(c.astype(np.float32) / 255, hint=h) for c, h in zip(comp, hints)]
+            yield refs, comp, steps, hints, [restorer.restore_rgb(c.astype(np.float32) / 255, hint=h.scaled(VIDEO_HINT_SCALE))
+                                              for c, h in zip(comp, hints)]
 
     for kind, q in DEGRADATIONS:
         yield kind, q, one(kind, q)
