@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from revamp.data.degrade import video_roundtrip
-from revamp.defaults import VIDEO_HINT_SCALE
 from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
+from revamp.video.job import restore_video_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 DEGRADATIONS = [("h264", 27), ("h264", 32), ("h264", 37), ("h264", 42), ("mpeg2", 6), ("mpeg2", 10), ("mpeg2", 16),
@@ -43,8 +43,8 @@ def mean_psnr_y(frames: list[np.ndarray], refs: list[np.ndarray]) -> float:
 
 def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterator[tuple]]]:
     """Per degradation of DEGRADATIONS: (kind, q, its clips), each clip as (references,
-    compressed frames, the quantiser step per frame, the hints `revamp video` reads, frame-by-frame
-    restorations, the network told VIDEO_HINT_SCALE of the step as `revamp video` tells it)."""
+    compressed frames, the quantiser step per frame, the hints `revamp video` reads, and the
+    frame-by-frame restorations `revamp video` makes before its stabiliser)."""
     clips = load_clips(Path(args.data), args.frames)
     restorer = Restorer(args.model, backend="torch")
 
@@ -53,8 +53,7 @@ def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterato
             steps: list[float] = []
             comp = video_roundtrip(refs, kind, q, steps=steps)
             hints = clip_hints(kind, steps, *refs[0].shape[:2])
-            yield refs, comp, steps, hints, [restorer.restore_rgb(c.astype(np.float32) / 255, hint=h.scaled(VIDEO_HINT_SCALE))
-                                              for c, h in zip(comp, hints)]
+            yield refs, comp, steps, hints, [restore_video_frame(restorer, c, h) for c, h in zip(comp, hints)]
 
     for kind, q in DEGRADATIONS:
         yield kind, q, one(kind, q)

@@ -1,13 +1,14 @@
-"""The quantiser step a codec-aware model is told for a video frame: how VIDEO_HINT_SCALE in
-revamp.defaults was chosen, and what it gives.
+"""What a codec-aware model is told of a video frame's quantiser: how VIDEO_HINT_SCALE and
+BLIND_VIDEO_STRENGTH in revamp.defaults were chosen, and what they give.
 
     .venv/bin/python bench/video_hint_scale.py [--data DIR] [--model video] [--json FILE]
 
 Each clip of DATA (default ../shared/data/video/train_clips) is compressed as `revamp eval
---video` does, at each H.264 and MPEG-2 degradation of bench/training_clips.py (H.265 is left
-out: FFmpeg reports no HEVC quantisers, so the model runs blind on it), and restored frame by
-frame with the frame's reported step times each scale of the grid. Printed: ΔPSNR-Y over the
-compressed input (BT.601 Y, no crop, mean over frames, then over clips) per scale.
+--video` does at each degradation of bench/training_clips.py and restored frame by frame:
+H.264 and MPEG-2 frames told their reported step times each scale of SCALES; H.265 frames,
+which FFmpeg reports no quantisers for, blind, keeping each share of SHARES of the network's
+correction. Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no crop, mean over frames,
+then over clips) per setting.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 
 SCALES = (1.0, 0.7, 0.5, 0.35)
+SHARES = (1.0, 0.9, 0.85, 0.8)
 
 
 def main() -> None:
@@ -29,20 +31,26 @@ def main() -> None:
     clips = load_clips(Path(args.data), args.frames)
     restorer = Restorer(args.model, backend="torch")
     rows = []
-    for kind, q in [(kind, q) for kind, q in DEGRADATIONS if kind != "h265"]:
+    for kind, q in DEGRADATIONS:
         gains: dict[str, list[float]] = {}
         for refs in clips.values():
             steps: list[float] = []
             comp = video_roundtrip(refs, kind, q, steps=steps)
             hints = clip_hints(kind, steps, *refs[0].shape[:2])
             base = mean_psnr_y(comp, refs)
+            frames = [c.astype(np.float32) / 255 for c in comp]
+            if kind == "h265":  # blind
+                raw = [restorer.restore_rgb(f, hint=h) for f, h in zip(frames, hints)]
+                for share in SHARES:
+                    gains.setdefault(f"share {share:g}", []).append(mean_psnr_y([f + share * (r - f) for f, r in zip(frames, raw)], refs) - base)
+                continue
             for scale in SCALES:
-                out = [restorer.restore_rgb(c.astype(np.float32) / 255, hint=h.scaled(scale)) for c, h in zip(comp, hints)]
-                gains.setdefault(f"{scale:g}", []).append(mean_psnr_y(out, refs) - base)
+                out = [restorer.restore_rgb(f, hint=h.scaled(scale)) for f, h in zip(frames, hints)]
+                gains.setdefault(f"scale {scale:g}", []).append(mean_psnr_y(out, refs) - base)
         row = {"degradation": label(kind, q), **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    mean = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0] if k != "degradation"}
+    mean = {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for r in rows for k in r if k != "degradation"}
     print(json.dumps({"mean over degradations": mean}), flush=True)
     write_json(args, rows=rows, mean=mean)
 

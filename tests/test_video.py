@@ -287,6 +287,8 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
     from revamp.video.stabilize import TemporalStabilizer
 
     class FlickeringRestorer:  # a stand-in network: upscales and adds fresh noise to every frame
+        codec_aware = False
+
         def __init__(self):
             self.rng = np.random.default_rng(1)
 
@@ -368,27 +370,33 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
 
 
 def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabiliser_all_of_it(monkeypatch):
-    import revamp.video.job as job
     from revamp.codec import BLIND, CodecHint
-    from revamp.defaults import VIDEO_HINT_SCALE
+    from revamp.defaults import BLIND_VIDEO_STRENGTH, VIDEO_HINT_SCALE
+    from revamp.video import job
     from revamp.video.stabilize import TemporalStabilizer
 
     told, tolerances = [], []
 
-    class Recording:
+    class Brightening:  # a codec-aware stand-in whose correction is +20 levels everywhere
+        codec_aware, scale = True, 1
+
         def restore_rgb(self, rgb, hint=None, neighbours=None):
             told.append(hint)
-            return rgb.copy()
+            return rgb + np.float32(20 / 255)
 
     real = job.blend_tolerance
     monkeypatch.setattr(job, "blend_tolerance", lambda codec, hint: tolerances.append(hint) or real(codec, hint))
-    frames = moving_frames(3, 32, 32)
+    frames = [np.full((32, 32, 3), 100, np.uint8)] * 3
     hints = [CodecHint.constant(40.0, 32, 32, "h264 quantisers"), BLIND, CodecHint.constant(20.0, 32, 32, "h264 quantisers")]
-    out = list(job.restore_sequence(Recording(), ((f, h, None, i) for i, (f, h) in enumerate(zip(frames, hints))), TemporalStabilizer(),
+    out = list(job.restore_sequence(Brightening(), ((f, h, None, i) for i, (f, h) in enumerate(zip(frames, hints))), TemporalStabilizer(),
                                     codec="h264"))
     assert len(out) == 3 and 0 < VIDEO_HINT_SCALE < 1
     assert np.allclose(told[0].steps, 40 * VIDEO_HINT_SCALE) and told[1] is BLIND and np.allclose(told[2].steps, 20 * VIDEO_HINT_SCALE)
-    assert len(tolerances) == 3 and all(a is b for a, b in zip(tolerances, hints))  # the stabiliser's tolerance follows the quantiser the file reports
+    assert len(tolerances) == 3 and all(a is b for a, b in zip(tolerances, hints))  # the stabiliser's tolerance: the step as reported
+    # Frames with quantisers keep the whole correction, a blind frame BLIND_VIDEO_STRENGTH of it.
+    out = [frame for frame, _ in job.restore_sequence(Brightening(), ((f, h, None, i) for i, (f, h) in enumerate(zip(frames, hints))), None)]
+    assert 0 < BLIND_VIDEO_STRENGTH < 1
+    assert [int(o[0, 0, 0]) for o in out] == [120, round(100 + 20 * BLIND_VIDEO_STRENGTH), 120]
 
 
 def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):

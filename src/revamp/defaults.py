@@ -12,3 +12,7 @@ STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize); chosen o
 # file reports: the models learnt codecs mostly from panned stills, and on natural video they
 # smooth too much at the reported step (tuned on the training clips: bench/video_hint_scale.py).
 VIDEO_HINT_SCALE = 0.5
+# The share of a codec-aware network's correction kept on a video frame whose file reports no
+# quantisers (HEVC: FFmpeg exports none): blind, the models over-correct natural video too (tuned
+# on the training clips: bench/video_hint_scale.py). --strength multiplies it.
+BLIND_VIDEO_STRENGTH = 0.9

@@ -27,8 +27,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from revamp.codec import BLIND, QP_MAP_CODECS, h26x_step, hint_for_video_frame
-from revamp.defaults import STABILIZE, VIDEO_HINT_SCALE
+from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
+from revamp.defaults import BLIND_VIDEO_STRENGTH, STABILIZE, VIDEO_HINT_SCALE
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
@@ -138,17 +138,16 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
                    codec: str | None = None) -> Iterator[tuple[np.ndarray, object]]:
     """Decoded frames -> their restored (and stabilised) uint8 RGB frames, in order. ``items``:
     (uint8 RGB frame, CodecHint, neighbour planes or None, anything handed back with the frame);
-    the hint gives codec-aware models (scaled by VIDEO_HINT_SCALE) and the stabiliser's tolerance
-    the frame's quantisers (``codec``: FFmpeg's decoder name; video frames are never run through
-    the JPEG estimator);
-    the planes are multi-frame models' aligned neighbours (revamp.video.neighbours). ``helper``: a
-    thread that measures the stabiliser's motion while the network runs (between its
-    convolutions the network leaves cores idle). The stabiliser hands frames back
+    the hint gives the model (``restore_video_frame``) and the stabiliser's tolerance the frame's
+    quantisers (``codec``: FFmpeg's decoder name; video frames are never run through the JPEG
+    estimator); the planes are multi-frame models' aligned neighbours (revamp.video.neighbours).
+    ``helper``: a thread that measures the stabiliser's motion while the network runs (between
+    its convolutions the network leaves cores idle). The stabiliser hands frames back
     ``look_ahead`` frames late; all of them come out by the end of ``items``."""
     for rgb, hint, neighbours, item in items:
         tolerance = blend_tolerance(codec, hint) if stabilizer else None
         motion = helper.submit(stabilizer.measure, rgb, tolerance) if stabilizer and helper else None
-        restored = restorer.restore_rgb(rgb.astype(np.float32) / 255, hint=hint.scaled(VIDEO_HINT_SCALE), neighbours=neighbours)
+        restored = restore_video_frame(restorer, rgb, hint, neighbours)
         if not stabilizer:
             yield _to_uint8(restored), item
             continue
@@ -156,6 +155,21 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
             yield _to_uint8(out), done
     for out, done in stabilizer.flush() if stabilizer else ():
         yield _to_uint8(out), done
+
+
+def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
+    """One decoded video frame (uint8 RGB) -> its float32 restoration. A codec-aware model is told
+    VIDEO_HINT_SCALE of the frame's quantiser step, and of a frame with none (blind) its correction
+    is kept at BLIND_VIDEO_STRENGTH: on natural video the models over-correct at the step the file
+    reports (docs/codec.md)."""
+    frame = rgb.astype(np.float32) / 255
+    restored = restorer.restore_rgb(frame, hint=hint.scaled(VIDEO_HINT_SCALE), neighbours=neighbours)
+    if hint.steps is not None or not restorer.codec_aware or restorer.scale != 1 or np.shares_memory(frame, restored):
+        return restored
+    restored -= frame  # frame + BLIND_VIDEO_STRENGTH * (restored - frame), in restored's memory
+    restored *= BLIND_VIDEO_STRENGTH
+    restored += frame
+    return restored
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -193,7 +207,7 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = ST
     display order in, their restorations out, one for one, as `revamp video` restores a file (the
     stabiliser at ``stabilize``, 0 for none, whose look-ahead delays the output by two frames; a
     multi-frame model's neighbours, which delays it by its window). Raw frames carry no
-    quantisers, so a codec-aware model runs blind on them."""
+    quantisers, so a codec-aware model runs blind on them (restore_video_frame)."""
     stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
