@@ -35,7 +35,7 @@ def main() -> None:
             gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
             for mix in MIXES:
                 for look_ahead in LOOK_AHEADS:
-                    out = stabilize_clip(TemporalStabilizer(mix, look_ahead=look_ahead), comp, raw, tolerances)
+                    out = stabilize_clip(TemporalStabilizer(mix, look_ahead=look_ahead, quality_power=0), comp, raw, tolerances)
                     gains.setdefault(f"mix {mix:g} look-ahead {look_ahead}", []).append(mean_psnr_y(out, refs) - base)
         row = {"degradation": label(kind, q), **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
         rows.append(row)

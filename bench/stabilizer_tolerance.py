@@ -27,7 +27,7 @@ GRID = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12)
 
 def stabilised_gain(comp, raw, refs, base: float, tolerances) -> float:
     # The forward pass at mix 0.5, as when the rule was chosen (bench/stabilizer_look_ahead.py: the look-ahead and mix).
-    out = stabilize_clip(TemporalStabilizer(0.5, look_ahead=0), comp, raw, tolerances)  # new arrays: raw stays as it is
+    out = stabilize_clip(TemporalStabilizer(0.5, look_ahead=0, quality_power=0), comp, raw, tolerances)  # new arrays: raw stays as it is
     return mean_psnr_y(out, refs) - base
 
 

@@ -259,6 +259,22 @@ def test_the_stabiliser_looks_ahead_but_never_across_a_scene_cut():
     assert np.array_equal(stabilize_clip(TemporalStabilizer(), shot, beyond)[0], whole[0])  # but no further than LOOK_AHEAD
 
 
+def test_a_frame_leans_more_on_a_finer_quantised_neighbour():
+    from revamp.video.stabilize import MAX_WEIGHT, TemporalStabilizer, stabilize_clip
+
+    still = [natural_image(64, 96, seed=3)] * 2  # a static shot: full confidence everywhere
+    raws = [np.full((64, 96, 3), 0.4, np.float32), np.full((64, 96, 3), 0.6, np.float32)]
+    fine, coarse = 0.01, 0.02  # frame 0 quantised twice as finely as frame 1
+
+    def pulled(power):  # how far each output moved towards the other frame's restoration
+        out = stabilize_clip(TemporalStabilizer(0.6, quality_power=power), still, [r.copy() for r in raws], [fine, coarse])
+        return [abs(float(o.mean()) - float(r.mean())) / 0.2 for o, r in zip(out, raws)]
+
+    assert np.allclose(pulled(0), [0.3, 0.3], atol=1e-3)  # both ways alike: 0.6 of one pass of two
+    # The coarse frame takes more of the fine one (0.6 x 2, within MAX_WEIGHT), the fine one less.
+    assert np.allclose(pulled(1), [0.15, MAX_WEIGHT / 2], atol=1e-3)
+
+
 def test_flow_measured_on_shrunk_frames_reads_a_known_shift():
     import cv2
 

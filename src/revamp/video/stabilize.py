@@ -16,9 +16,11 @@ per-frame result). A forward pass carries the past, a backward pass over the nex
 The tolerance follows the codec's noise: a mismatch that is compression noise on a heavily
 quantised frame is real change on a lightly quantised one. Where the file reports its quantisers
 (H.264, MPEG-2, MPEG-4) it is a fraction of the frame's mean quantiser step, else a fixed value
-(``blend_tolerance``; tuned on the training clips, bench/stabilizer_tolerance.py). The mix and the
-look-ahead were chosen on the training clips too (bench/stabilizer_look_ahead.py): two frames of
-look-ahead give all but a few thousandths of a dB of a backward pass over the whole clip.
+(``blend_tolerance``; tuned on the training clips, bench/stabilizer_tolerance.py). A frame also
+leans more on a neighbour quantised more finely than itself: the neighbour's weight is multiplied
+by (tolerance_t / tolerance_neighbour)^QUALITY_POWER (bench/stabilizer_quality.py). The mix and
+the look-ahead were chosen on the training clips too (bench/stabilizer_look_ahead.py): two frames
+of look-ahead give all but a few thousandths of a dB of a backward pass over the whole clip.
 
 Flow and confidence need only the inputs, so ``measure`` can run on another thread while the
 network restores the same frame (`revamp video` does); ``push`` then takes the restoration and
@@ -48,6 +50,12 @@ BLIND_TOLERANCE = 0.03
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
 FLOW_LINES = 576
 LOOK_AHEAD = 2  # frames of the backward pass (and of delay)
+# A frame leans more on a more finely quantised neighbour (x264/x265 code I frames 3 QP finer and
+# B frames 2 coarser than P frames): the neighbour's weight is multiplied by the ratio of the two
+# frames' tolerances, this frame's over the neighbour's, to this power, within MAX_WEIGHT (chosen
+# on the training clips: bench/stabilizer_quality.py). Blind frames share one tolerance: ratio 1.
+QUALITY_POWER = 1.0
+MAX_WEIGHT = 0.95
 
 
 @dataclass
@@ -75,10 +83,11 @@ def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
 
 class TemporalStabilizer:
     def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES,
-                 look_ahead: int = LOOK_AHEAD):
+                 look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER):
         if not 0 <= mix < 1:
             raise ValueError("the stabiliser mix must be in [0, 1)")
         self.mix, self.tolerance, self.scale, self.flow_lines, self.look_ahead = mix, tolerance, scale, flow_lines, look_ahead
+        self.quality_power = quality_power
         self.dis = dis_flow(refine=False)
         self.prev_input: np.ndarray | None = None
         self.prev_tolerance = tolerance
@@ -103,16 +112,19 @@ class TemporalStabilizer:
         flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines)
         if weight.mean() < CUT_AGREEMENT:
             return Pair(None, None)  # a scene cut: nothing of the other shot is blended in
-        forward = self._motion(flow, maps, weight, tolerance)
+        forward = self._motion(flow, maps, weight, tolerance, previous_tolerance)
         if not self.look_ahead:
             return Pair(forward, None)
         flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines)
-        return Pair(forward, self._motion(flow, maps, weight, previous_tolerance))
+        return Pair(forward, self._motion(flow, maps, weight, previous_tolerance, tolerance))
 
-    def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float) -> Motion:
+    def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float, neighbour_tolerance: float) -> Motion:
         # exp(-(m / T)^2) ** ((T / t)^2) = exp(-(m / t)^2): the same mismatch at tolerance t.
         weight **= (TOLERANCE / tolerance) ** 2
-        weight *= self.mix
+        quality = (tolerance / neighbour_tolerance) ** self.quality_power
+        weight *= self.mix * quality
+        if quality > 1:
+            np.minimum(weight, MAX_WEIGHT, out=weight)
         if self.scale > 1:
             h, w = weight.shape
             weight = cv2.resize(weight, (w * self.scale, h * self.scale), interpolation=cv2.INTER_LINEAR)
