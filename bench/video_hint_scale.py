@@ -4,11 +4,11 @@ BLIND_VIDEO_STRENGTH in revamp.defaults were chosen, and what they give.
     .venv/bin/python bench/video_hint_scale.py [--data DIR] [--model video] [--json FILE]
 
 Each clip of DATA (default ../shared/data/video/train_clips) is compressed as `revamp eval
---video` does at each degradation of bench/training_clips.py and restored frame by frame:
-H.264 and MPEG-2 frames told their reported step times each scale of SCALES; H.265 frames,
-which FFmpeg reports no quantisers for, blind, keeping each share of SHARES of the network's
-correction. Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no crop, mean over frames,
-then over clips) per setting.
+--video` does at each degradation of bench/training_clips.py and at MPEG-4 q6 and q12, and
+restored frame by frame: H.264, MPEG-2 and MPEG-4 frames told their reported step times each
+scale of SCALES; H.265 frames, which FFmpeg reports no quantisers for, blind, keeping each share
+of SHARES of the network's correction. Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no
+crop, mean over frames, then over clips) per setting.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 
 SCALES = (1.0, 0.7, 0.5, 0.35)
+MPEG4 = [("mpeg4", 6), ("mpeg4", 12)]  # the scale applies to MPEG-4 Part 2 files too
 SHARES = (1.0, 0.9, 0.85, 0.8)
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     clips = load_clips(Path(args.data), args.frames)
     restorer = Restorer(args.model, backend="torch")
     rows = []
-    for kind, q in DEGRADATIONS:
+    for kind, q in DEGRADATIONS + MPEG4:
         gains: dict[str, list[float]] = {}
         for refs in clips.values():
             steps: list[float] = []
