@@ -12,13 +12,9 @@ frames, then over clips) for every setting, and frame by frame.
 """
 from __future__ import annotations
 
-import json
+from training_clips import arguments, mean_row, stabiliser_rows, write_json
 
-import numpy as np
-from training_clips import arguments, label, mean_psnr_y, restored_clips, write_json
-
-from revamp.data.degrade import VIDEO_CODECS
-from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip
+from revamp.video.stabilize import TemporalStabilizer
 
 MIXES = (0.4, 0.5, 0.6, 0.7)
 LOOK_AHEADS = (0, 1, 2, 3, 5)
@@ -26,23 +22,11 @@ LOOK_AHEADS = (0, 1, 2, 3, 5)
 
 def main() -> None:
     args = arguments(__doc__)
-    rows = []
-    for kind, q, clips in restored_clips(args):
-        gains: dict[str, list[float]] = {}
-        for refs, comp, _, hints, raw in clips:
-            tolerances = [blend_tolerance(VIDEO_CODECS[kind][1], h) for h in hints]
-            base = mean_psnr_y(comp, refs)
-            gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
-            for mix in MIXES:
-                for look_ahead in LOOK_AHEADS:
-                    out = stabilize_clip(TemporalStabilizer(mix, look_ahead=look_ahead, quality_power=0), comp, raw, tolerances)
-                    gains.setdefault(f"mix {mix:g} look-ahead {look_ahead}", []).append(mean_psnr_y(out, refs) - base)
-        row = {"degradation": label(kind, q), **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    mean = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0] if k != "degradation"}
-    print(json.dumps({"mean over degradations": mean}), flush=True)
-    write_json(args, rows=rows, mean=mean)
+    # Every neighbour weighted alike (quality_power 0), as when the mix and look-ahead were chosen.
+    settings = {f"mix {mix:g} look-ahead {look_ahead}": lambda mix=mix, look_ahead=look_ahead: TemporalStabilizer(mix, look_ahead=look_ahead, quality_power=0)
+                for mix in MIXES for look_ahead in LOOK_AHEADS}
+    rows = stabiliser_rows(args, settings)
+    write_json(args, rows=rows, mean=mean_row(rows))
 
 
 if __name__ == "__main__":

@@ -12,34 +12,18 @@ MPEG-2 streams have one tolerance for every frame, so the power changes nothing 
 """
 from __future__ import annotations
 
-import json
+from training_clips import arguments, stabiliser_rows, write_json
 
-import numpy as np
-from training_clips import arguments, label, mean_psnr_y, restored_clips, write_json
-
-from revamp.data.degrade import VIDEO_CODECS
-from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip
+from revamp.video.stabilize import TemporalStabilizer
 
 POWERS = (0.0, 0.5, 1.0, 2.0)
 
 
 def main() -> None:
     args = arguments(__doc__)
-    rows = []
-    for kind, q, clips in restored_clips(args):
-        if kind != "h264":  # one tolerance for every frame: nothing to compare
-            continue
-        gains: dict[str, list[float]] = {}
-        for refs, comp, _, hints, raw in clips:
-            tolerances = [blend_tolerance(VIDEO_CODECS[kind][1], h) for h in hints]
-            base = mean_psnr_y(comp, refs)
-            gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
-            for power in POWERS:
-                out = stabilize_clip(TemporalStabilizer(quality_power=power), comp, raw, tolerances)
-                gains.setdefault(f"power {power:g}", []).append(mean_psnr_y(out, refs) - base)
-        row = {"degradation": label(kind, q), **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    settings = {f"power {power:g}": lambda power=power: TemporalStabilizer(quality_power=power) for power in POWERS}
+    # H.265 and constant-qscale MPEG-2 have one tolerance for every frame: nothing to compare.
+    rows = stabiliser_rows(args, settings, kinds=("h264",))
     write_json(args, rows=rows)
 
 

@@ -14,10 +14,8 @@ then over clips) for every setting.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
-from training_clips import arguments, label, mean_psnr_y, restored_clips, write_json
+from training_clips import arguments, mean_psnr_y, restored_clips, summary_row, write_json
 
 from revamp.data.degrade import VIDEO_CODECS
 from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip
@@ -46,10 +44,7 @@ def main() -> None:
             gains.setdefault("rule", []).append(stabilised_gain(comp, raw, refs, base, rule))
             gains.setdefault("rule tolerance", []).append(float(np.mean(rule)))
             gains.setdefault("no stabiliser", []).append(mean_psnr_y(raw, refs) - base)
-        row = {"degradation": label(kind, q), "mean_step": round(float(np.mean(steps_seen)), 1),
-               **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        rows.append(summary_row(kind, q, gains, mean_step=round(float(np.mean(steps_seen)), 1)))
     write_json(args, rows=rows)
 
 

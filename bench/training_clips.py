@@ -1,8 +1,8 @@
 """What the benches that tune video defaults on the training clips share (never on Vid4:
-bench/stabilizer_look_ahead.py, bench/stabilizer_tolerance.py, bench/video_hint_scale.py): their
-command line, the degradations, and the clips compressed as `revamp eval --video` does (one IPB
-stream, constant QP/qscale) and restored frame by frame once, for the stabiliser settings to be
-compared on the same restorations."""
+bench/stabilizer_look_ahead.py, stabilizer_quality.py, stabilizer_tolerance.py,
+video_hint_scale.py): their command line, the degradations, the clips compressed as `revamp eval
+--video` does (one IPB stream, constant QP/qscale) and restored frame by frame once, for the
+stabiliser settings to be compared on the same restorations, and their printed rows."""
 from __future__ import annotations
 
 import argparse
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from revamp.data.degrade import video_roundtrip
+from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
 from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
 from revamp.video.job import restore_video_frame
+from revamp.video.stabilize import blend_tolerance, stabilize_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEGRADATIONS = [("h264", 27), ("h264", 32), ("h264", 37), ("h264", 42), ("mpeg2", 6), ("mpeg2", 10), ("mpeg2", 16),
@@ -41,22 +42,62 @@ def mean_psnr_y(frames: list[np.ndarray], refs: list[np.ndarray]) -> float:
                           for f, r in zip(frames, refs)]))
 
 
-def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterator[tuple]]]:
-    """Per degradation of DEGRADATIONS: (kind, q, its clips), each clip as (references,
-    compressed frames, the quantiser step per frame, the hints `revamp video` reads, and the
-    frame-by-frame restorations `revamp video` makes before its stabiliser)."""
+def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS) -> Iterator[tuple[str, int, Iterator[tuple]]]:
+    """Per degradation: (kind, q, its clips), each clip as (references, compressed frames, the
+    quantiser step per frame, the hints `revamp video` reads); a degradation's clips are only
+    compressed when iterated."""
     clips = load_clips(Path(args.data), args.frames)
-    restorer = Restorer(args.model, backend="torch")
 
     def one(kind: str, q: int):
         for refs in clips.values():
             steps: list[float] = []
             comp = video_roundtrip(refs, kind, q, steps=steps)
-            hints = clip_hints(kind, steps, *refs[0].shape[:2])
-            yield refs, comp, steps, hints, [restore_video_frame(restorer, c, h) for c, h in zip(comp, hints)]
+            yield refs, comp, steps, clip_hints(kind, steps, *refs[0].shape[:2])
 
-    for kind, q in DEGRADATIONS:
+    for kind, q in degradations:
         yield kind, q, one(kind, q)
+
+
+def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterator[tuple]]]:
+    """compressed_clips of DEGRADATIONS, each clip with its frame-by-frame restorations as well,
+    those `revamp video` makes before its stabiliser."""
+    restorer = Restorer(args.model, backend="torch")
+    for kind, q, clips in compressed_clips(args):
+        yield kind, q, ((*clip, [restore_video_frame(restorer, c, h) for c, h in zip(clip[1], clip[3])]) for clip in clips)
+
+
+def stabiliser_rows(args: argparse.Namespace, settings: dict, kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """For each degradation (of ``kinds`` only, if given): ΔPSNR-Y frame by frame and with the
+    stabiliser each of ``settings`` (label -> a new TemporalStabilizer) makes, with the tolerance
+    rule of `revamp video` (blend_tolerance)."""
+    rows = []
+    for kind, q, clips in restored_clips(args):
+        if kinds and kind not in kinds:
+            continue
+        gains: dict[str, list[float]] = {}
+        for refs, comp, _, hints, raw in clips:
+            tolerances = [blend_tolerance(VIDEO_CODECS[kind][1], h) for h in hints]
+            base = mean_psnr_y(comp, refs)
+            gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
+            for name, stabilizer in settings.items():
+                gains.setdefault(name, []).append(mean_psnr_y(stabilize_clip(stabilizer(), comp, raw, tolerances), refs) - base)
+        rows.append(summary_row(kind, q, gains))
+    return rows
+
+
+def summary_row(kind: str, q: int, gains: dict[str, list[float]], **extra) -> dict:
+    """A degradation's row (each setting's mean over the clips), printed as it comes."""
+    row = {"degradation": label(kind, q), **extra, **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def mean_row(rows: list[dict]) -> dict:
+    """Each setting's mean over the rows that have it, printed."""
+    keys = dict.fromkeys(k for r in rows for k in r if k != "degradation")
+    mean = {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}
+    print(json.dumps({"mean over degradations": mean}), flush=True)
+    return mean
 
 
 def label(kind: str, q: int) -> str:

@@ -12,32 +12,23 @@ crop, mean over frames, then over clips) per setting.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-from training_clips import DEGRADATIONS, arguments, label, mean_psnr_y, write_json
+from training_clips import DEGRADATIONS, arguments, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
 
-from revamp.data.degrade import video_roundtrip
-from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 
 SCALES = (1.0, 0.7, 0.5, 0.35)
-MPEG4 = [("mpeg4", 6), ("mpeg4", 12)]  # the scale applies to MPEG-4 Part 2 files too
 SHARES = (1.0, 0.9, 0.85, 0.8)
+MPEG4 = [("mpeg4", 6), ("mpeg4", 12)]  # the scale applies to MPEG-4 Part 2 files too
 
 
 def main() -> None:
     args = arguments(__doc__)
-    clips = load_clips(Path(args.data), args.frames)
     restorer = Restorer(args.model, backend="torch")
     rows = []
-    for kind, q in DEGRADATIONS + MPEG4:
+    for kind, q, clips in compressed_clips(args, DEGRADATIONS + MPEG4):
         gains: dict[str, list[float]] = {}
-        for refs in clips.values():
-            steps: list[float] = []
-            comp = video_roundtrip(refs, kind, q, steps=steps)
-            hints = clip_hints(kind, steps, *refs[0].shape[:2])
+        for refs, comp, _, hints in clips:
             base = mean_psnr_y(comp, refs)
             frames = [c.astype(np.float32) / 255 for c in comp]
             if kind == "h265":  # blind
@@ -48,12 +39,8 @@ def main() -> None:
             for scale in SCALES:
                 out = [restorer.restore_rgb(f, hint=h.scaled(scale)) for f, h in zip(frames, hints)]
                 gains.setdefault(f"scale {scale:g}", []).append(mean_psnr_y(out, refs) - base)
-        row = {"degradation": label(kind, q), **{k: round(float(np.mean(v)), 4) for k, v in gains.items()}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    mean = {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for r in rows for k in r if k != "degradation"}
-    print(json.dumps({"mean over degradations": mean}), flush=True)
-    write_json(args, rows=rows, mean=mean)
+        rows.append(summary_row(kind, q, gains))
+    write_json(args, rows=rows, mean=mean_row(rows))
 
 
 if __name__ == "__main__":
