@@ -32,6 +32,7 @@ def arguments(doc: str) -> argparse.Namespace:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "video" / "train_clips"))
     ap.add_argument("--model", default="video")
     ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--codecs", help="comma-separated: only these codecs' degradations (default: all)")
     ap.add_argument("--json")
     return ap.parse_args()
 
@@ -47,6 +48,8 @@ def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS) -> Ite
     quantiser step per frame, the hints `revamp video` reads); a degradation's clips are only
     compressed when iterated."""
     clips = load_clips(Path(args.data), args.frames)
+    if args.codecs:
+        degradations = [(kind, q) for kind, q in degradations if kind in args.codecs.split(",")]
 
     def one(kind: str, q: int):
         for refs in clips.values():

@@ -1,20 +1,22 @@
-"""What a codec-aware model is told of a video frame's quantiser: how VIDEO_HINT_SCALE and
-BLIND_VIDEO_STRENGTH in revamp.defaults were chosen, and what they give.
+"""What a codec-aware model is told of a video frame's quantiser: how VIDEO_HINT_SCALE,
+H265_HINT_SCALE and BLIND_VIDEO_STRENGTH in revamp.defaults were chosen, and what they give.
 
-    .venv/bin/python bench/video_hint_scale.py [--data DIR] [--model video] [--json FILE]
+    .venv/bin/python bench/video_hint_scale.py [--data DIR] [--model video] [--codecs h265] [--json FILE]
 
 Each clip of DATA (default ../shared/data/video/train_clips) is compressed as `revamp eval
 --video` does at each degradation of bench/training_clips.py and at MPEG-4 q6 and q12, and
-restored frame by frame: H.264, MPEG-2 and MPEG-4 frames told their reported step times each
-scale of SCALES; H.265 frames, which FFmpeg reports no quantisers for, blind, keeping each share
-of SHARES of the network's correction. Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no
-crop, mean over frames, then over clips) per setting.
+restored frame by frame, every frame told its reported step (H.264, MPEG-2, MPEG-4: the
+decoder's maps; H.265: the slice QP) times each scale of SCALES; H.265 frames also blind (the
+hint withheld, as for a file that reports none), keeping each share of SHARES of the network's
+correction. Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no crop, mean over frames, then
+over clips) per setting.
 """
 from __future__ import annotations
 
 import numpy as np
 from training_clips import DEGRADATIONS, arguments, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
 
+from revamp.codec import BLIND
 from revamp.inference.restorer import Restorer
 
 SCALES = (1.0, 0.7, 0.5, 0.35)
@@ -31,11 +33,10 @@ def main() -> None:
         for refs, comp, _, hints in clips:
             base = mean_psnr_y(comp, refs)
             frames = [c.astype(np.float32) / 255 for c in comp]
-            if kind == "h265":  # blind
-                raw = [restorer.restore_rgb(f, hint=h) for f, h in zip(frames, hints)]
+            if kind == "h265":  # blind: the hint withheld
+                raw = [restorer.restore_rgb(f, hint=BLIND) for f in frames]
                 for share in SHARES:
                     gains.setdefault(f"share {share:g}", []).append(mean_psnr_y([f + share * (r - f) for f, r in zip(frames, raw)], refs) - base)
-                continue
             for scale in SCALES:
                 out = [restorer.restore_rgb(f, hint=h.scaled(scale)) for f, h in zip(frames, hints)]
                 gains.setdefault(f"scale {scale:g}", []).append(mean_psnr_y(out, refs) - base)

@@ -91,6 +91,50 @@ def test_hevc_has_no_exported_quantisers(tmp_path):
         list(read_video_qp(path))
 
 
+def _hevc_frame_qps(path) -> list[tuple[str, float | None]]:
+    """(picture type, slice QP as the hint tells it) of each frame, as `revamp video` decodes them."""
+    from revamp.video.io import DecodeReport, decode_frames
+
+    with av.open(str(path)) as container:
+        return [(av.video.frame.PictureType(int(f.pict_type)).name, hint_for_video_frame(f, "hevc"))
+                for f in decode_frames(container, DecodeReport(), export_qp=True)]
+
+
+# x265 in --qp mode: I frames at QP-3, P at QP, the B frames of its B pyramid at QP+1 (references)
+# and QP+2 (ipratio 1.4, pbratio 1.3). Medium's weighted prediction puts a prediction weight table
+# in every P slice header, `slices` several slices in a picture, veryslow long inter-predicted
+# reference picture sets; an Annex B stream (.hevc) has no hvcC record.
+@pytest.mark.parametrize("suffix, params, preset", [(".mp4", "keyint=8", "medium"), (".mkv", "slices=3:keyint=8", "veryslow"),
+                                                    (".hevc", "bframes=0", "ultrafast")])
+def test_hevc_slice_qps_are_read_from_the_bitstream(tmp_path, suffix, params, preset):
+    frames = moving_frames(20, 96, 128)
+    with av.open(str(tmp_path / f"a{suffix}"), "w") as out:
+        s = out.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        s.codec_context.options = {"preset": preset, "x265-params": f"qp=32:{params}:log-level=none"}
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(s.encode(vf))
+        out.mux(s.encode(None))
+    read = _hevc_frame_qps(tmp_path / f"a{suffix}")
+    assert len(read) == 20 and all(h.steps is not None and h.steps.shape == (12, 16) for _, h in read)
+    qps = {(kind, round(float(6 * np.log2(h.steps[0, 0] / h26x_step(0))), 3)) for kind, h in read}
+    expected = {("I", 29.0), ("P", 32.0)} | ({("B", 33.0), ("B", 34.0)} if "bframes=0" not in params else set())
+    assert qps == expected
+
+
+def test_damaged_hevc_headers_leave_the_picture_blind():
+    from revamp.hevc import HevcQuantisers
+
+    reader = HevcQuantisers()
+    assert reader.picture_qp(b"") is None and reader.picture_qp(b"\x00\x00\x00\x03\x26\x01\xff") is None  # no parameter sets
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random bytes: no exception, and a QP (if any) in H.265's range
+        qp = reader.picture_qp(rng.integers(0, 256, int(rng.integers(1, 80)), dtype=np.uint8).tobytes())
+        assert qp is None or 0 <= qp <= 51
+
+
 @pytest.mark.parametrize("q", [10, 30, 50, 75])
 def test_pixel_estimator_reads_the_quality_back_from_decoded_pixels(q):
     img = natural_image(256, 256, seed=2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from fractions import Fraction
 
 import av
@@ -116,6 +117,7 @@ class _Interrupt:
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
+        self.blind_codecs = restorer.blind_codecs
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -303,7 +305,7 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
     from revamp.video.stabilize import TemporalStabilizer
 
     class FlickeringRestorer:  # a stand-in network: upscales and adds fresh noise to every frame
-        codec_aware = False
+        codec_aware, blind_codecs = False, frozenset()
 
         def __init__(self):
             self.rng = np.random.default_rng(1)
@@ -362,8 +364,8 @@ def test_torchrun_shares_one_video_across_two_ranks(tmp_path, identity):
     assert frame_times(tmp_path / "two.mkv") == frame_times(src)
 
 
-@pytest.mark.parametrize("codec, told", [("libx264", True), ("mpeg2video", True), ("libx265", False)])
-def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch, codec, told):
+@pytest.mark.parametrize("codec", ["libx264", "mpeg2video", "libx265"])
+def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch, codec):
     import revamp.video.job as job
     from revamp.codec import BLIND
     from revamp.models.files import save_model
@@ -379,22 +381,34 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
     src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, subtitles=False)
     report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"), quality=18)  # a set CRF: no quantiser probe
     assert report.restored_frames == 10 and len(hints) == 10
-    if told:  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
+    if codec != "libx265":  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
         assert sum(h.steps is not None and h.block == 16 for h in hints) >= 9
-    else:  # FFmpeg exports no quantisers for HEVC: blind
-        assert all(h is BLIND for h in hints)
+    else:  # HEVC: each picture's slice QP, from the bitstream (I frames 3 below the others)
+        assert all(h is not BLIND for h in hints)
+        assert {round(float(6 * np.log2(h.steps.mean() / 0.625))) for h in hints} <= {27, 30, 31, 32}
+
+
+def test_shipped_models_name_the_codecs_they_learnt_blind():
+    from revamp.models.files import blind_video_codecs, read_metadata
+    from revamp.models.registry import resolve_model
+
+    def blind(name):
+        return blind_video_codecs(json.loads(read_metadata(resolve_model(name))["recipe"]))
+
+    assert blind("video") == {"h265"}  # trained with H.265 blind: `revamp video` withholds its slice QPs
+    assert blind("default") == frozenset()  # trained with H.265 told its step
 
 
 def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabiliser_all_of_it(monkeypatch):
     from revamp.codec import BLIND, CodecHint
-    from revamp.defaults import BLIND_VIDEO_STRENGTH, VIDEO_HINT_SCALE
+    from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, VIDEO_HINT_SCALE
     from revamp.video import job
     from revamp.video.stabilize import TemporalStabilizer
 
     told, tolerances = [], []
 
     class Brightening:  # a codec-aware stand-in whose correction is +20 levels everywhere
-        codec_aware, scale = True, 1
+        codec_aware, scale, blind_codecs = True, 1, frozenset()
 
         def restore_rgb(self, rgb, hint=None, neighbours=None):
             told.append(hint)
@@ -413,6 +427,15 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
     out = [frame for frame, _ in job.restore_sequence(Brightening(), ((f, h, None, i) for i, (f, h) in enumerate(zip(frames, hints))), None)]
     assert 0 < BLIND_VIDEO_STRENGTH < 1
     assert [int(o[0, 0, 0]) for o in out] == [120, round(100 + 20 * BLIND_VIDEO_STRENGTH), 120]
+    # A model that learnt a codec blind (its recipe's degradation.video.blind_codecs) is never told its quantisers.
+    told.clear()
+    restorer = Brightening()
+    restorer.blind_codecs = frozenset({"h265"})
+    hevc = CodecHint.constant(40.0, 32, 32, "hevc slice QP", "h265")
+    out = job.restore_video_frame(restorer, frames[0], hevc)
+    assert told == [BLIND] and round(float(out[0, 0, 0]) * 255) == round(100 + 20 * BLIND_VIDEO_STRENGTH)
+    job.restore_video_frame(Brightening(), frames[0], hevc)
+    assert np.allclose(told[1].steps, 40 * H265_HINT_SCALE)  # H.265's own scale
 
 
 def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):

@@ -2,8 +2,9 @@
 
 - JPEG: the quantisation tables in the file, and the IJG (libjpeg) quality that makes them.
 - H.264, MPEG-2 and MPEG-4 Part 2: the quantiser of every macroblock and the frame type, as FFmpeg
-  exports them (``export_side_data=venc_params``, PyAV's ``VideoEncParams``). FFmpeg's HEVC
-  decoder exports no such data, so H.265 video runs blind.
+  exports them (``export_side_data=venc_params``, PyAV's ``VideoEncParams``).
+- H.265: FFmpeg's HEVC decoder exports no such data; each picture's slice QP is read from the
+  bitstream's headers instead (revamp.hevc) and travels with the packet to its decoded frame.
 - No bitstream at all (a PNG screenshot of a JPEG, a re-encoded file): ``estimate_jpeg_quality``
   reads the quantiser steps back from the 8x8 DCT coefficients of the pixels, which cluster on
   multiples of the step that quantised them.
@@ -77,6 +78,8 @@ def read_jpeg_tables(path: str | Path) -> JpegInfo | None:
 
 # Decoders whose quantisers FFmpeg exports (export_side_data=venc_params); HEVC's exports nothing.
 QP_MAP_CODECS = ("h264", "mpeg2video", "mpeg4")
+# FFmpeg's decoder name -> the codec's name in training configs and `revamp eval --degrade`.
+VIDEO_CODEC_NAMES = {"h264": "h264", "hevc": "h265", "mpeg2video": "mpeg2", "mpeg4": "mpeg4"}
 
 
 @dataclass
@@ -185,10 +188,11 @@ class CodecHint:
     steps: np.ndarray | None
     block: int = 8
     source: str = "blind"
+    codec: str | None = None  # the video codec that reported it (VIDEO_CODEC_NAMES' values: h264, h265, ...)
 
     @classmethod
-    def constant(cls, step: float, height: int, width: int, source: str) -> CodecHint:
-        return cls(np.full(((height + 7) // 8, (width + 7) // 8), step, dtype=np.float32), 8, source)
+    def constant(cls, step: float, height: int, width: int, source: str, codec: str | None = None) -> CodecHint:
+        return cls(np.full(((height + 7) // 8, (width + 7) // 8), step, dtype=np.float32), 8, source, codec)
 
     def scaled(self, factor: float) -> CodecHint:
         """The same hint with every step times ``factor`` (blind stays blind)."""
@@ -237,13 +241,19 @@ def hint_for_image(path, rgb: np.ndarray | None) -> CodecHint:
 
 def hint_for_video_frame(frame, codec: str) -> CodecHint:
     """Per-macroblock steps from a decoded PyAV frame's VideoEncParams (decoder opened with
-    ``export_side_data=venc_params``); blind for codecs FFmpeg exports nothing for (HEVC)."""
+    ``export_side_data=venc_params``); for HEVC the picture's slice QP, which the decoder carries
+    from the packet as ``frame.opaque`` (revamp.video.io.decode_frames); else blind."""
+    if codec == "hevc":
+        qp = frame.opaque
+        if not isinstance(qp, float):
+            return BLIND
+        return CodecHint.constant(float(h26x_step(qp)), frame.height, frame.width, "hevc slice QP", "h265")
     params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
     if params is None or codec not in QP_MAP_CODECS:
         return BLIND
     qp = _qp_map(params, frame.width, frame.height)
     steps = h26x_step(qp) if codec == "h264" else mpeg_step(qp)
-    return CodecHint(np.asarray(steps, dtype=np.float32), 16, f"{codec} quantisers")
+    return CodecHint(np.asarray(steps, dtype=np.float32), 16, f"{codec} quantisers", VIDEO_CODEC_NAMES[codec])
 
 
 def _qp_map(params, width: int, height: int) -> np.ndarray:

@@ -12,6 +12,10 @@ STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize); chosen o
 # file reports: the models learnt codecs mostly from panned stills, and on natural video they
 # smooth too much at the reported step (tuned on the training clips: bench/video_hint_scale.py).
 VIDEO_HINT_SCALE = 0.5
+# H.265 frames are told their slice QP as it is: one QP for the whole picture, no per-block map,
+# and on the training clips the one shipped model that reads it (`default`) gains most so
+# (bench/video_hint_scale.py --codecs h265; `video` learnt H.265 blind and is told nothing).
+H265_HINT_SCALE = 1.0
 # The share of a codec-aware network's correction kept on a video frame whose file reports no
 # quantisers (HEVC: FFmpeg exports none): blind, the models over-correct natural video too (tuned
 # on the training clips: bench/video_hint_scale.py). --strength multiplies it.

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from revamp.codec import QP_MAP_CODECS, h26x_step, hint_for_video_frame, ijg_table, jpeg_step, mpeg_step
+from revamp.hevc import HevcQuantisers
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
@@ -126,7 +127,10 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         enc.gop_size, enc.max_b_frames = gop, bframes
     dec = av.CodecContext.create(decoder, "r")
     dec.thread_count = 1
-    if steps is not None and decoder in QP_MAP_CODECS:
+    hevc = HevcQuantisers(enc.extradata) if steps is not None and decoder == "hevc" else None
+    if hevc:
+        dec.copy_opaque = True  # each packet's slice QP reaches its frame (hint_for_video_frame)
+    elif steps is not None and decoder in QP_MAP_CODECS:
         dec.options = {"export_side_data": "venc_params"}
     packets = []
     for i, frame in enumerate(frames):
@@ -134,6 +138,8 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         vf.pts = i
         packets += enc.encode(vf)
     packets += enc.encode(None)
+    for p in packets if hevc else ():
+        p.opaque = hevc.picture_qp(bytes(p))
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     out = [f.to_ndarray(format="rgb24") for f in decoded]
     if steps is not None:
@@ -144,8 +150,9 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
 
 
 def _decoded_step(frame, codec: str, q: int) -> float:
-    """A decoded frame's mean quantiser step: what the decoder exports, as `revamp video` reads it
-    (x264 codes the reference B frames of its B pyramid a QP below the others), else the rule."""
+    """A decoded frame's mean quantiser step: what the decoder exports or the HEVC slice headers
+    say, as `revamp video` reads it (x264 and x265 code the reference B frames of their B pyramid a
+    QP below the others), else the rule."""
     hint = hint_for_video_frame(frame, VIDEO_CODECS[codec][1])
     if hint.steps is not None:
         return float(np.mean(hint.steps))
@@ -171,8 +178,7 @@ class VideoDegradation:
     clip, the others are shifted by a random global motion, so P and B frames carry real
     inter-prediction artifacts. ``sample_clip`` encodes real frames (natural motion). The sampled
     frame's position in the GOP is random, so I, P and B frames are all seen. Codecs in
-    ``blind_codecs`` return no step: FFmpeg exports no quantisers for them (HEVC), so the model
-    meets them blind in use too.
+    ``blind_codecs`` return no step (a model that should meet them blind).
     """
 
     codecs: dict[str, tuple[int, int]] = field(default_factory=lambda: {"h264": (27, 45), "h265": (27, 45), "mpeg2": (4, 20), "mpeg4": (4, 20)})

@@ -84,14 +84,12 @@ def parse_degradations(specs: list[str]) -> list[tuple[str, int]]:
 
 def file_hint(kind: str, q: int, height: int, width: int):
     """What the compressed file would tell a codec-aware model: the JPEG tables, or the quantiser of
-    the intra frame (H.264, MPEG-2, MPEG-4; FFmpeg exports nothing for HEVC, so that stays blind)."""
-    from revamp.codec import BLIND, CodecHint, ijg_table, jpeg_step
+    the intra frame."""
+    from revamp.codec import CodecHint, ijg_table, jpeg_step
 
     if kind in ("jpeg", "jpeg-resaved"):
         told = q if kind == "jpeg" else RESAVE_QUALITY
         return CodecHint.constant(jpeg_step(ijg_table(told)), height, width, "JPEG tables")
-    if kind == "h265":
-        return BLIND
     if kind == "h264-reencoded":
         return CodecHint.constant(frame_step("h264", REENCODE_QP, "I"), height, width, "h264 quantiser")
     return CodecHint.constant(frame_step(kind, q, "I"), height, width, f"{kind} quantiser")

@@ -90,11 +90,10 @@ def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[Cod
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:
-    """What `revamp video` reads from such a file: every frame's quantiser (FFmpeg exports them for
-    H.264, MPEG-2 and MPEG-4, not for HEVC, which stays blind)."""
-    if kind == "h265":
-        return [BLIND] * len(steps)
-    return [CodecHint.constant(step, height, width, f"{kind} quantiser") for step in steps]
+    """What `revamp video` reads from such a file: every frame's quantiser (the maps FFmpeg exports
+    for H.264, MPEG-2 and MPEG-4; HEVC's slice QPs)."""
+    codec = "h264" if kind == "h264-reencoded" else kind
+    return [CodecHint.constant(step, height, width, f"{kind} quantiser", codec) for step in steps]
 
 
 def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows) -> dict[str, float]:

@@ -76,6 +76,12 @@ def training_runs(recipe: dict) -> list[dict]:
     return runs
 
 
+def blind_video_codecs(recipe: dict) -> frozenset[str]:
+    """The video codecs (h264, h265, mpeg2, mpeg4) whose frames the model's last training run showed
+    it without their quantisers (``degradation.video.blind_codecs``)."""
+    return frozenset(((recipe.get("degradation") or {}).get("video") or {}).get("blind_codecs") or ())
+
+
 def _whole_transfer(run: dict) -> bool:
     transfer = run.get("transfer")
     return isinstance(transfer, dict) and transfer.get("whole") is True

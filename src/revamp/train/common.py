@@ -63,8 +63,8 @@ VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validati
 
 class ValidationSet:
     """Held-out images, JPEG-compressed at fixed qualities and, for each ``[codec, quantiser]`` (or
-    ``[codec, quantiser, preset]``) of ``video``, panned into a clip through that codec (HEVC blind,
-    as in use): PSNR gain over the input per item kind (``gain_q10``, ``gain_h264_37``,
+    ``[codec, quantiser, preset]``) of ``video``, panned into a clip through that codec (told the
+    decoded frame's quantiser, as in use): PSNR gain over the input per item kind (``gain_q10``, ``gain_h264_37``,
     ``gain_h265_37_medium``, ...), their mean, and LPIPS."""
 
     def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
@@ -78,7 +78,7 @@ class ValidationSet:
         if video and scale != 1:
             raise ValueError("val_video is for artifact-removal models (scale 1)")
         for codec, q, *preset in video or []:
-            degradation = VideoDegradation({codec: (q, q)}, blind_codecs=("h265",), presets={codec: preset}, neighbours=neighbours)
+            degradation = VideoDegradation({codec: (q, q)}, presets={codec: preset}, neighbours=neighbours)
             for i, img in enumerate(images):
                 clean = np.ascontiguousarray(img[:VAL_VIDEO_CROP, :VAL_VIDEO_CROP])
                 degraded, step = degradation.sample(clean, np.random.default_rng([17, i]))

@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from revamp.hevc import HevcQuantisers
+
 # FFmpeg's AVColorSpace / AVColorRange numbers (as PyAV reports them).
 SPACE_BT709, SPACE_BT470BG, SPACE_SMPTE170M, SPACE_BT2020 = 1, 5, 6, 9
 RANGE_LIMITED, RANGE_FULL = 1, 2
@@ -182,12 +184,17 @@ def filter_graph(name: str, args: str, **buffer) -> av.filter.Graph:
 
 def decode_frames(container, report: DecodeReport, deinterlace: str | None = None, export_qp: bool = False) -> Iterator[av.VideoFrame]:
     """Every frame that decodes, in display order; damage is counted in ``report``, not raised.
-    ``export_qp``: frames carry the decoder's quantiser maps (VideoEncParams side data)."""
+    ``export_qp``: frames carry the decoder's quantiser maps (VideoEncParams side data); HEVC
+    frames their picture's slice QP as ``opaque`` (revamp.codec.hint_for_video_frame)."""
     stream = container.streams.video[0]
+    hevc = HevcQuantisers(stream.codec_context.extradata) if export_qp and stream.codec_context.name == "hevc" else None
     # Frame threads race the export of quantiser maps (FFmpeg 7: a frame now and then comes with
-    # another frame's map, or an empty one, under load); slice threads do not.
-    stream.thread_type = "SLICE" if export_qp else "AUTO"
-    if export_qp:
+    # another frame's map, or an empty one, under load); slice threads do not. A packet's opaque
+    # value reaches its frame under any threading.
+    stream.thread_type = "SLICE" if export_qp and not hevc else "AUTO"
+    if hevc:
+        stream.codec_context.copy_opaque = True
+    elif export_qp:
         stream.codec_context.options = {"export_side_data": "venc_params"}
     # bwdif/yadif in frame mode: one output frame per input frame.
     graph = filter_graph(deinterlace, "mode=send_frame:parity=auto:deint=all", template=stream) if deinterlace else None
@@ -211,6 +218,8 @@ def decode_frames(container, report: DecodeReport, deinterlace: str | None = Non
         except av.error.FFmpegError as exc:
             report.stopped_early = str(exc.strerror or exc)
             break
+        if hevc and packet.size:
+            packet.opaque = hevc.picture_qp(bytes(packet))
         try:
             frames = packet.decode()
         except av.error.FFmpegError:
@@ -278,7 +287,8 @@ def check_output(path: Path, codec: str) -> None:
 # tuning and adaptive quantisation off, as below) at CRF c = the input's H.264-equivalent QP - 24,
 # within 3-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27: CRF 3, 0.028 dB; QP 32:
 # CRF 8, 0.015; QP 37 and 42: CRF 12, 0.010 and 0.015; bench/output_quality.py, docs/video.md).
-# Inputs whose quantisers FFmpeg does not export (HEVC) get OUTPUT_CRF_BLIND.
+# Other inputs get OUTPUT_CRF_BLIND (HEVC too: its slice QPs are read, but this rule was measured on
+# H.264; at CRF 10 an H.265 QP37 input lost nothing).
 OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 24, 3, 12, 10
 
 

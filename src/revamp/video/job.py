@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
-from revamp.defaults import BLIND_VIDEO_STRENGTH, STABILIZE, VIDEO_HINT_SCALE
+from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
@@ -159,11 +159,15 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
 
 def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
     """One decoded video frame (uint8 RGB) -> its float32 restoration. A codec-aware model is told
-    VIDEO_HINT_SCALE of the frame's quantiser step, and of a frame with none (blind) its correction
-    is kept at BLIND_VIDEO_STRENGTH: on natural video the models over-correct at the step the file
-    reports (docs/codec.md)."""
+    VIDEO_HINT_SCALE of the frame's quantiser step (H.265: H265_HINT_SCALE of its slice QP's step),
+    and of a frame with none (blind) its correction is kept at BLIND_VIDEO_STRENGTH: on natural
+    video the models over-correct at the step the file reports (docs/codec.md). The quantisers of
+    a codec the model learnt blind are withheld."""
+    if hint.codec in restorer.blind_codecs:
+        hint = BLIND
     frame = rgb.astype(np.float32) / 255
-    restored = restorer.restore_rgb(frame, hint=hint.scaled(VIDEO_HINT_SCALE), neighbours=neighbours)
+    scale = H265_HINT_SCALE if hint.codec == "h265" else VIDEO_HINT_SCALE
+    restored = restorer.restore_rgb(frame, hint=hint.scaled(scale), neighbours=neighbours)
     if hint.steps is not None or not restorer.codec_aware or restorer.scale != 1 or np.shares_memory(frame, restored):
         return restored
     restored -= frame  # frame + BLIND_VIDEO_STRENGTH * (restored - frame), in restored's memory
