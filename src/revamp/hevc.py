@@ -2,8 +2,9 @@
 quantiser maps, so the parameter sets and slice segment headers (ITU-T H.265 section 7.3) are
 parsed here up to slice_qp_delta. A picture's QP is the mean of its slices' QPs; the per-block
 deltas (cu_qp_delta, adaptive quantisation) lie in the CABAC-coded data and are not read.
-Range extensions and single-layer streams are covered; screen-content and multi-layer extensions
-are not (their pictures run blind)."""
+Main, Main 10 and range-extension streams are read; of a multi-layer stream its base layer; a
+screen-content stream (whose slice headers differ) and any picture whose header cannot be read
+run blind."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,13 +38,19 @@ class _Bits:
         return (k + 1) // 2 if k & 1 else -(k // 2)
 
 
-def _skip_profile_tier_level(b: _Bits, max_sub_layers_minus1: int) -> None:
-    b.u(8); b.u(32); b.u(32); b.u(24)  # general profile (2+1+5, 32 flags, 4+43+1 bits) and level_idc (8)
+SCREEN_CONTENT_PROFILE = 9  # general_profile_idc of the SCC profiles (and of any later ones)
+
+
+def _profile_tier_level(b: _Bits, max_sub_layers_minus1: int) -> int:
+    """Skips profile_tier_level(); returns general_profile_idc."""
+    profile = b.u(8) & 0x1F  # profile space (2), tier (1), profile_idc (5)
+    b.u(88)  # 32 compatibility flags, 4 + 43 + 1 constraint bits, general_level_idc (8)
     present = [(b.u(1), b.u(1)) for _ in range(max_sub_layers_minus1)]
     if max_sub_layers_minus1 > 0:
         b.u(2 * (8 - max_sub_layers_minus1))
-    for profile, level in present:
-        b.u(88 * profile + 8 * level)
+    for has_profile, has_level in present:
+        b.u(88 * has_profile + 8 * has_level)
+    return profile
 
 
 def _skip_scaling_list_data(b: _Bits) -> None:
@@ -123,7 +130,8 @@ def _parse_sps(b: _Bits) -> tuple[int, _Sps]:
     b.u(4)
     max_sub = b.u(3)
     b.u(1)
-    _skip_profile_tier_level(b, max_sub)
+    if _profile_tier_level(b, max_sub) >= SCREEN_CONTENT_PROFILE:
+        raise ValueError("screen content coding: other slice headers")
     sps_id = b.ue()
     chroma = b.ue()
     separate = b.u(1) if chroma == 3 else 0
