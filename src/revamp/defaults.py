@@ -16,7 +16,7 @@ VIDEO_HINT_SCALE = 0.5
 # and on the training clips the one shipped model that reads it (`default`) gains most so
 # (bench/video_hint_scale.py --codecs h265; `video` learnt H.265 blind and is told nothing).
 H265_HINT_SCALE = 1.0
-# The share of a codec-aware network's correction kept on a video frame whose file reports no
-# quantisers (HEVC: FFmpeg exports none): blind, the models over-correct natural video too (tuned
-# on the training clips: bench/video_hint_scale.py). --strength multiplies it.
+# The share of a codec-aware network's correction kept on a video frame it is told no quantisers
+# of (none reported, or a codec it learnt blind): blind, the models over-correct natural video
+# too (tuned on the training clips: bench/video_hint_scale.py). --strength multiplies it.
 BLIND_VIDEO_STRENGTH = 0.9
