@@ -51,11 +51,11 @@ def test_non_ijg_tables_are_matched_to_the_nearest_quality():
     assert info.quality in (39, 40, 41) and 0 < info.table_error <= 1.5
 
 
-def _encode(path, codec: str, options: dict | None = None, q: int | None = None):
-    frames = moving_frames(6, 64, 96)
+def _encode(path, codec: str, options: dict | None = None, q: int | None = None, n: int = 6, h: int = 64, w: int = 96):
+    frames = moving_frames(n, h, w)
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         if options:
             s.codec_context.options = options
         if q is not None:
@@ -107,17 +107,8 @@ def _hevc_frame_qps(path) -> list[tuple[str, float | None]]:
 @pytest.mark.parametrize("suffix, params, preset", [(".mp4", "keyint=8", "medium"), (".mkv", "slices=3:keyint=8", "veryslow"),
                                                     (".hevc", "bframes=0", "ultrafast")])
 def test_hevc_slice_qps_are_read_from_the_bitstream(tmp_path, suffix, params, preset):
-    frames = moving_frames(20, 96, 128)
-    with av.open(str(tmp_path / f"a{suffix}"), "w") as out:
-        s = out.add_stream("libx265", rate=25)
-        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
-        s.codec_context.options = {"preset": preset, "x265-params": f"qp=32:{params}:log-level=none"}
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 25)
-            out.mux(s.encode(vf))
-        out.mux(s.encode(None))
-    read = _hevc_frame_qps(tmp_path / f"a{suffix}")
+    path = _encode(tmp_path / f"a{suffix}", "libx265", {"preset": preset, "x265-params": f"qp=32:{params}:log-level=none"}, n=20, h=96, w=128)
+    read = _hevc_frame_qps(path)
     assert len(read) == 20 and all(h.steps is not None and h.steps.shape == (12, 16) for _, h in read)
     qps = {(kind, round(float(6 * np.log2(h.steps[0, 0] / h26x_step(0))), 3)) for kind, h in read}
     expected = {("I", 29.0), ("P", 32.0)} | ({("B", 33.0), ("B", 34.0)} if "bframes=0" not in params else set())

@@ -138,8 +138,9 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         vf.pts = i
         packets += enc.encode(vf)
     packets += enc.encode(None)
-    for p in packets if hevc else ():
-        p.opaque = hevc.picture_qp(bytes(p))
+    if hevc:
+        for p in packets:
+            p.opaque = hevc.picture_qp(bytes(p))
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     out = [f.to_ndarray(format="rgb24") for f in decoded]
     if steps is not None:
