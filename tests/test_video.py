@@ -370,22 +370,34 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
     from revamp.codec import BLIND
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.video.stabilize import BLIND_TOLERANCE, blend_tolerance
 
     path = tmp_path / "aware.safetensors"
     save_model(UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2)), path,
                name="aware", task="test", recipe={}, half=False)
-    hints = []
+    hints, tolerances = [], []
     real = job.hint_for_video_frame
     monkeypatch.setattr(job, "hint_for_video_frame", lambda frame, name: hints.append(real(frame, name)) or hints[-1])
+
+    class Recording(job.TemporalStabilizer):  # each frame's blending tolerance, as the stabiliser gets it
+        def measure(self, frame_in, tolerance=None):
+            tolerances.append(tolerance)
+            return super().measure(frame_in, tolerance)
+
+    monkeypatch.setattr(job, "TemporalStabilizer", Recording)
     options = {"qp": "30"} if codec == "libx264" else {"x265-params": "qp=30:log-level=none"} if codec == "libx265" else None
     src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, subtitles=False)
     report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"), quality=18)  # a set CRF: no quantiser probe
     assert report.restored_frames == 10 and len(hints) == 10
+    decoder = {"libx264": "h264", "libx265": "hevc"}.get(codec, codec)
+    assert tolerances == [blend_tolerance(decoder, h) for h in hints]  # each frame's own, from its quantisers
     if codec != "libx265":  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
         assert sum(h.steps is not None and h.block == 16 for h in hints) >= 9
+        assert len({round(t, 6) for t in tolerances}) > 1  # I frames finer than P and B
     else:  # HEVC: each picture's slice QP, from the bitstream (I frames 3 below the others)
         assert all(h is not BLIND for h in hints)
         assert {round(float(6 * np.log2(h.steps.mean() / 0.625))) for h in hints} <= {27, 30, 31, 32}
+        assert tolerances == [BLIND_TOLERANCE] * 10  # the stabiliser blends H.265 blind (docs/video.md)
 
 
 def test_shipped_models_name_the_codecs_they_learnt_blind():
