@@ -368,6 +368,7 @@ def test_torchrun_shares_one_video_across_two_ranks(tmp_path, identity):
 def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch, codec):
     import revamp.video.job as job
     from revamp.codec import BLIND
+    from revamp.data.degrade import VIDEO_CODECS
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.video.stabilize import BLIND_TOLERANCE, blend_tolerance
@@ -389,7 +390,7 @@ def test_codec_aware_model_is_told_each_frames_quantisers(tmp_path, monkeypatch,
     src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, subtitles=False)
     report = _run(src, tmp_path / "out.mkv", Restorer(str(path), device="cpu"), quality=18)  # a set CRF: no quantiser probe
     assert report.restored_frames == 10 and len(hints) == 10
-    decoder = {"libx264": "h264", "libx265": "hevc"}.get(codec, codec)
+    decoder = next(dec for enc, dec, _ in VIDEO_CODECS.values() if enc == codec)
     assert tolerances == [blend_tolerance(decoder, h) for h in hints]  # each frame's own, from its quantisers
     if codec != "libx265":  # H.264 / MPEG-2: every frame's macroblock map (MPEG-2's last frame may come without one)
         assert sum(h.steps is not None and h.block == 16 for h in hints) >= 9
