@@ -22,10 +22,10 @@ from revamp.data.degrade import VIDEO_CODECS
 from revamp.video.stabilize import (
     BLIND_TOLERANCE,
     QUALITY_POWER,
-    TOLERANCE_RANGE,
     TemporalStabilizer,
     blend_tolerance,
     stabilize_clip,
+    step_tolerance,
 )
 
 FRACTIONS = (0.2, 0.3, 0.4, 0.5)  # x the H.264/H.265 step / 255
@@ -50,7 +50,7 @@ def main() -> None:
             gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
             gains.setdefault("blind", []).append(stabilised_gain(comp, raw, refs, base, [BLIND_TOLERANCE] * len(comp), 0.0))
             for f in FRACTIONS:
-                tolerances = [float(np.clip(f * STEP_WEIGHT[codec] / 255 * np.mean(h.steps), *TOLERANCE_RANGE)) for h in hints]
+                tolerances = [step_tolerance(f * STEP_WEIGHT[codec] / 255, h.steps) for h in hints]
                 for power in (QUALITY_POWER, 0.0):
                     gains.setdefault(f"{f:g}, power {power:g}", []).append(stabilised_gain(comp, raw, refs, base, tolerances, power))
             rule = [blend_tolerance(codec, h) for h in hints]

@@ -80,7 +80,12 @@ def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
     """The blending tolerance for a frame of ``codec`` (FFmpeg's decoder name) with quantisers ``hint``."""
     if hint.steps is None or codec not in STEP_FRACTION:
         return BLIND_TOLERANCE
-    return float(np.clip(STEP_FRACTION[codec] * float(np.mean(hint.steps)), *TOLERANCE_RANGE))
+    return step_tolerance(STEP_FRACTION[codec], hint.steps)
+
+
+def step_tolerance(fraction: float, steps: np.ndarray) -> float:
+    """``fraction`` of a frame's mean quantiser step (0-255 levels), within TOLERANCE_RANGE."""
+    return float(np.clip(fraction * float(np.mean(steps)), *TOLERANCE_RANGE))
 
 
 class TemporalStabilizer:
