@@ -349,6 +349,36 @@ def test_multi_frame_model_starts_as_the_single_frame_model_it_came_from(tmp_pat
         assert (multi(torch.cat([x, torch.rand(1, 6, 64, 64)], 1)) - expected).abs().max() > 1e-4
 
 
+def test_neighbour_quality_planes_start_at_zero_weight_on_a_multi_frame_model(tmp_path):
+    """neighbour_quality adds a plane per neighbour after the neighbours' RGB; transferred from a
+    multi-frame model the model computes what its source did, whatever the planes hold."""
+    from revamp.models.contract import NEUTRAL_QUALITY, model_input
+    from revamp.train.generator import transfer_weights
+
+    torch.manual_seed(3)
+    config = UNetConfig(encoder="mobilenetv3_small_100", width=16, decoder="light", cond_channels=2, neighbours=1)
+    source = UNetGenerator(config)
+    with torch.no_grad():
+        source.to_rgb.weight.normal_(0, 0.01)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={})
+    source = load_model(tmp_path / "src.safetensors")[0].eval()
+    quality = UNetGenerator(UNetConfig(**dict(config.to_dict(), neighbour_quality=True))).eval()
+    assert quality.config.input_planes == 13 and quality.config.neighbour_planes == 8
+    copied, fresh, _ = transfer_weights(quality, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(quality.state_dict())
+    x = torch.rand(1, 11, 64, 64)
+    with torch.no_grad():
+        expected = source(x)
+        assert (quality(torch.cat([x, torch.rand(1, 2, 64, 64)], 1)) - expected).abs().max() < 1e-4
+        quality.encoder.conv_stem.weight[:, 11:].normal_(0, 0.1)  # once trained, the planes matter
+        assert (quality(torch.cat([x, torch.rand(1, 2, 64, 64)], 1)) - expected).abs().max() > 1e-4
+    # A still: itself as its neighbours, of neutral quality; planes of the wrong count are refused.
+    image, planes = torch.rand(3, 32, 32), torch.zeros(2, 32, 32)
+    still = model_input(image, 2, 1, planes, quality=True)
+    assert still.shape == (13, 32, 32) and torch.equal(still[5:8], image) and (still[11:] == NEUTRAL_QUALITY).all()
+    with pytest.raises(ValueError, match="8 neighbour planes"):
+        model_input(image, 2, 1, planes, torch.rand(6, 32, 32), quality=True)
+
 @pytest.mark.parametrize("decoder", ["full", "light"])
 def test_head_blocks_start_as_the_identity_so_a_transferred_model_computes_its_source(tmp_path, decoder):
     from revamp.train.generator import transfer_weights

@@ -334,6 +334,29 @@ def test_real_clips_give_frames_of_the_clip_through_a_codec():
     assert 5 <= from_clips <= 19 and told >= 1
 
 
+def test_multi_frame_samples_carry_the_neighbours_quality_planes():
+    """With neighbour_quality a video sample carries, after the aligned neighbours' RGB, one plane
+    per neighbour from the decoded frames' steps (known for a blind codec too); a JPEG still's are
+    neutral; the input has the model's count of planes."""
+    from revamp.data.degrade import MixedDegradation, VideoDegradation
+    from revamp.models.contract import NEUTRAL_QUALITY
+
+    images = [natural_image(100, 120, seed=s) for s in range(2)]
+    video = VideoDegradation(codecs={"h264": (37, 37), "h265": (37, 37)}, blind_codecs=("h265",), neighbours=1, neighbour_quality=True)
+    ds = PairDataset(images, 64, MixedDegradation([(0.7, video), (0.3, JpegDegradation())]), seed=2, condition=True, neighbours=1,
+                     neighbour_quality=True)
+    kinds = set()
+    for i in range(16):
+        x, _ = ds[i]
+        assert x.shape == (13, 64, 64)
+        quality = x[11:]
+        if torch.equal(x[5:8], x[:3]) and torch.equal(x[8:11], x[:3]):  # a still: itself, of neutral quality
+            assert (quality == NEUTRAL_QUALITY).all()
+            kinds.add("still")
+        elif (quality - NEUTRAL_QUALITY).abs().amax() > 0.05:  # a neighbour coded at another step than the frame
+            kinds.add("finer" if quality.mean() > NEUTRAL_QUALITY else "coarser")
+    assert kinds >= {"still", "finer", "coarser"}, kinds
+
 def test_validation_set_measures_video_items(image_folder):
     from revamp.train.common import TrainingData
 

@@ -117,6 +117,7 @@ class _Interrupt:
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
+        self.neighbour_quality = restorer.neighbour_quality
         self.blind_codecs = restorer.blind_codecs
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
@@ -518,22 +519,32 @@ def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
 
 
 def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
-    from revamp.video.neighbours import align, neighbour_planes, still_planes
+    from revamp.models.contract import NEUTRAL_QUALITY
+    from revamp.video.neighbours import align, neighbour_planes, quality_value, still_planes
     from revamp.video.stabilize import TemporalStabilizer
 
     frames = moving_frames(3, 96, 128, seed=5)  # a pan: one pixel per frame
     other = natural_image(96, 128, seed=11)  # another shot
-    aligned, agreement = align(frames[1], frames[0])
-    assert agreement > 0.8
+    aligned, weight = align(frames[1], frames[0])
+    assert weight.mean() > 0.8
     assert np.abs(aligned[8:-8, 8:-8] * 255 - frames[1][8:-8, 8:-8]).mean() < 3  # warped onto the frame
     assert np.abs(frames[0][8:-8, 8:-8].astype(float) - frames[1][8:-8, 8:-8]).mean() > 5  # which it was not before
-    cut, agreement = align(frames[1], other)
-    assert agreement == 0 and np.array_equal(cut, frames[1] / np.float32(255))
+    cut, weight = align(frames[1], other)
+    assert not weight.any() and np.array_equal(cut, frames[1] / np.float32(255))
     planes = neighbour_planes([other, frames[1], frames[2]], 1, 1)
     assert planes.shape == (6, 96, 128)
     assert np.array_equal(planes[:3], still_planes(frames[1] / np.float32(255), 1)[:3])  # the cut side: the frame itself
     edge = neighbour_planes(frames, 0, 2)  # nothing before the first frame
     assert np.array_equal(edge[:6], still_planes(frames[0] / np.float32(255), 2)[:6])
+    # Quality planes: the finer neighbour (step 20 against the frame's 40) reads above neutral where
+    # its pixels were taken, the coarser one below; across the cut and beyond the ends, neutral.
+    quality = neighbour_planes(frames, 1, 1, steps=[20.0, 40.0, 80.0])
+    assert quality.shape == (8, 96, 128) and np.array_equal(quality[:6], neighbour_planes(frames, 1, 1))
+    inner = (slice(8, -8), slice(8, -8))
+    assert quality[6][inner].mean() > 0.7 and quality[7][inner].mean() < 0.3
+    assert quality_value(40.0, 20.0) == 0.75 and quality_value(40.0, None) == NEUTRAL_QUALITY == quality_value(None, 20.0)
+    assert (neighbour_planes([other, frames[1], frames[2]], 1, 1, steps=[10.0, 40.0, 40.0])[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes(frames, 0, 1, steps=[40.0, 10.0, 10.0])[6] == NEUTRAL_QUALITY).all()
     stabilizer = TemporalStabilizer()
     stabilizer.measure(other)
     cut = stabilizer.measure(frames[1])
@@ -544,14 +555,15 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
 
 @pytest.fixture(scope="module")
 def multiframe(tmp_path_factory):
-    """A small untrained multi-frame, codec-aware generator whose neighbour weights are non-zero."""
+    """A small untrained multi-frame, codec-aware generator with quality planes, whose neighbour weights are non-zero."""
     import torch
 
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
 
     torch.manual_seed(0)
-    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2, neighbours=1))
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2, neighbours=1,
+                                     neighbour_quality=True))
     with torch.no_grad():
         model.to_rgb.weight.normal_(0, 0.01)
     path = tmp_path_factory.mktemp("model") / "multiframe.safetensors"

@@ -194,6 +194,11 @@ class CodecHint:
     def constant(cls, step: float, height: int, width: int, source: str, codec: str | None = None) -> CodecHint:
         return cls(np.full(((height + 7) // 8, (width + 7) // 8), step, dtype=np.float32), 8, source, codec)
 
+    @property
+    def mean_step(self) -> float | None:
+        """The picture's mean quantiser step (None: blind)."""
+        return None if self.steps is None else float(np.mean(self.steps))
+
     def scaled(self, factor: float) -> CodecHint:
         """The same hint with every step times ``factor`` (blind stays blind)."""
         return self if self.steps is None or factor == 1 else replace(self, steps=self.steps * np.float32(factor))

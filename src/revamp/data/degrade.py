@@ -190,8 +190,10 @@ class VideoDegradation:
     # Relative odds of each codec (default 1 each): more samples of the codec a model is weakest on.
     weights: dict[str, float] = field(default_factory=dict)
     # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
-    # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three.
+    # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three, and with
+    # ``neighbour_quality`` their quality planes (x 255) after those.
     neighbours: int = 0
+    neighbour_quality: bool = False
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.sample(img, rng)[0]
@@ -227,7 +229,9 @@ class VideoDegradation:
             return decoded[k], step
         from revamp.video.neighbours import neighbour_planes
 
-        planes = (neighbour_planes(decoded, k, self.neighbours) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        # The quality planes compare the decoded frames' steps, known even for a codec in blind_codecs.
+        around = neighbour_planes(decoded, k, self.neighbours, steps=steps if self.neighbour_quality else None)
+        planes = (around * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         return np.concatenate([decoded[k], planes], axis=2), step
 
 
@@ -265,9 +269,9 @@ class SRDegradation:
         return self.jpeg.sample(small, rng) if self.jpeg else (small, None)
 
 
-def build_video_degradation(video_cfg: dict, neighbours: int = 0) -> VideoDegradation:
+def build_video_degradation(video_cfg: dict, neighbours: int = 0, neighbour_quality: bool = False) -> VideoDegradation:
     """The ``degradation.video`` section of a config (also what real training clips go through);
-    ``neighbours``: the model's (multi-frame models)."""
+    ``neighbours``, ``neighbour_quality``: the model's (multi-frame models)."""
     codecs = {k: tuple(v) for k, v in video_cfg.get("codecs", VideoDegradation().codecs).items()}
     unknown = set(codecs) - set(VIDEO_CODECS)
     if unknown:
@@ -277,10 +281,10 @@ def build_video_degradation(video_cfg: dict, neighbours: int = 0) -> VideoDegrad
     if set(weights) - set(codecs) or any(v < 0 for v in weights.values()) or (weights and not any(weights.get(k, 1.0) for k in codecs)):
         raise ValueError(f"degradation.video.weights must give codecs of degradation.video.codecs non-negative odds, not all zero: {weights}")
     return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
-                            presets, weights, neighbours)
+                            presets, weights, neighbours, neighbour_quality)
 
 
-def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
+def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0, neighbour_quality: bool = False):
     """Degradation from a config dict.
 
     ``jpeg: {...}`` and ``video: {prob, codecs, weights, frames, max_motion, blind_codecs, presets}`` describe the compression (video
@@ -294,7 +298,7 @@ def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0):
     video_cfg = cfg.get("video")
     video_prob = float(video_cfg.get("prob", 0.3)) if video_cfg else 0.0
     if video_cfg:
-        choices.append((video_prob, build_video_degradation(video_cfg, neighbours)))
+        choices.append((video_prob, build_video_degradation(video_cfg, neighbours, neighbour_quality)))
     jpeg_cfg = cfg.get("jpeg")
     if jpeg_cfg is not None:
         base = JpegDegradation()  # what a key the section leaves out stays

@@ -65,19 +65,21 @@ class PairDataset(Dataset):
     input carries the codec-conditioning planes after its RGB channels (``revamp.codec``): the
     true step of the degradation, or blind for a share ``blind_prob`` of the samples. With
     ``neighbours`` (multi-frame models) the aligned neighbouring frames follow: those the video
-    degradation decoded, or, for a still, the degraded crop itself.
+    degradation decoded, or, for a still, the degraded crop itself (``neighbour_quality``: then their
+    quality planes, neutral for a still).
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, degradation, seed: int, scale: int = 1, length: int = 2**62,
                  condition: bool = False, blind_prob: float = 0.0, clips: list[np.ndarray] | None = None, clip_prob: float = 0.0,
-                 clip_degradation=None, neighbours: int = 0):
+                 clip_degradation=None, neighbours: int = 0, neighbour_quality: bool = False):
         crop = patch * scale
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} pixels")
         self.patch, self.scale, self.crop = patch, scale, crop
         self.degradation, self.seed, self.length = degradation, seed, length
-        self.condition, self.blind_prob, self.neighbours = condition, blind_prob, neighbours
+        self.condition, self.blind_prob = condition, blind_prob
+        self.neighbours, self.neighbour_quality = neighbours, neighbour_quality
         # Real clips (T, H, W, 3) with at least the codec's window of frames, each at least a crop in size.
         self.clip_degradation = clip_degradation
         window = clip_degradation.frames if clip_degradation else 0
@@ -103,7 +105,8 @@ class PairDataset(Dataset):
             hint = BLIND if blind else CodecHint.constant(step, self.patch, self.patch, "training")
         image = to_tensor(degraded)  # its RGB, then those of any aligned neighbours a video degradation decoded
         planes = None if hint is None else hint.planes(0, self.patch, 0, self.patch)
-        return model_input(image[:3], 0 if planes is None else len(planes), self.neighbours, planes, image[3:]), to_tensor(clean)
+        x = model_input(image[:3], 0 if planes is None else len(planes), self.neighbours, planes, image[3:], self.neighbour_quality)
+        return x, to_tensor(clean)
 
     def _crop(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop of an image (H, W, 3) or, with the same window in every frame, a clip (T, H, W, 3)."""

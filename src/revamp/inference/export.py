@@ -100,7 +100,7 @@ def max_difference(model_path: str | Path, onnx_path: str | Path, image: np.ndar
     x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255
     # A codec-aware model gets the planes the pixel estimator would give; a multi-frame one, the still as its own neighbours.
     planes = hint_for_image(None, image).planes(0, h, 0, w) if model.config.cond_channels else None
-    x = model_input(x, model.config.cond_channels, model.config.neighbours, planes)
+    x = model_input(x, model.config.cond_channels, model.config.neighbours, planes, quality=model.config.neighbour_quality)
     with torch.no_grad():
         ref = forward(model, x, model.size_multiple, model.config.scale)
     got = forward(OnnxRunner(onnx_path), x, model.size_multiple, model.config.scale)

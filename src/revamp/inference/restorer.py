@@ -84,6 +84,8 @@ class Restorer:
         self.blind_codecs: frozenset[str] = blind_video_codecs(self.metadata.get("recipe") or {})
         # Multi-frame models also take this many aligned frames on each side (revamp.video.neighbours).
         self.neighbours: int = self.model.config.neighbours
+        # ... and with each of them a plane that says how much finer it was quantised than the frame.
+        self.neighbour_quality: bool = self.model.config.neighbour_quality
         self.tile, self.tile_overlap, self.even_tiles = tile, tile_overlap, even_tiles
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
@@ -205,7 +207,7 @@ class Restorer:
             if neighbours is None:
                 from revamp.video.neighbours import still_planes
 
-                neighbours = still_planes(rgb, self.neighbours)
+                neighbours = still_planes(rgb, self.neighbours, self.neighbour_quality)
             condition = functools.partial(_with_neighbours, condition, neighbours)
         if inplace and self.scale == 1 and rgb.dtype == np.float32 and rgb.flags.c_contiguous and rgb.flags.writeable:
             dest = rgb

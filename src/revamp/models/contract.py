@@ -3,7 +3,8 @@ in and comes out.
 
 The input is (N, C, H, W) float in [0, 1]: the RGB picture, then ``cond_channels`` codec planes
 (revamp.codec.CodecHint.planes: what the file says about its quantisers), then ``2 * neighbours``
-aligned neighbouring frames as RGB (multi-frame models; a still picture is its own neighbour). H and
+aligned neighbouring frames as RGB (multi-frame models; a still picture is its own neighbour), then
+with ``neighbour_quality`` a quality plane for each (revamp.video.neighbours). H and
 W are padded to the network's ``size_multiple`` (its encoder's stride); the output is cropped back
 to (H * scale, W * scale) and clamped to [0, 1].
 """
@@ -15,13 +16,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+NEUTRAL_QUALITY = 0.5  # a neighbour's quality plane where it is the frame itself, or of unknown step
+
 
 def model_input(image: torch.Tensor, cond_channels: int, n: int, hint_planes: np.ndarray | torch.Tensor | None = None,
-                neighbours: torch.Tensor | None = None) -> torch.Tensor:
+                neighbours: torch.Tensor | None = None, quality: bool = False) -> torch.Tensor:
     """The input of a network with ``cond_channels`` codec planes and ``n`` neighbours on each side
-    (its UNetConfig's) from a (..., 3, H, W) picture: its RGB, then the codec planes
-    (``hint_planes``, (..., C, H, W)), then the neighbours (``neighbours``, (..., 6n, H, W); None or
-    empty: the picture itself)."""
+    (and ``quality``: its ``neighbour_quality``; its UNetConfig's) from a (..., 3, H, W) picture: its
+    RGB, then the codec planes (``hint_planes``, (..., C, H, W)), then the neighbours
+    (``neighbours``, (..., 6n or with quality 8n, H, W); None or empty: the picture itself, of
+    neutral quality)."""
     parts = [image]
     if cond_channels:
         if hint_planes is None or hint_planes.shape[-3] != cond_channels:
@@ -30,9 +34,13 @@ def model_input(image: torch.Tensor, cond_channels: int, n: int, hint_planes: np
         parts.append(planes.to(image.dtype).expand(*image.shape[:-3], *planes.shape[-3:]))
     if n:
         if neighbours is None or neighbours.shape[-3] == 0:
-            neighbours = image.repeat(*([1] * (image.dim() - 3)), 2 * n, 1, 1)
-        elif neighbours.shape[-3] != 6 * n:
-            raise ValueError(f"a model with {n} neighbours on each side needs {6 * n} neighbour planes")
+            lead = [1] * (image.dim() - 3)
+            neighbours = image.repeat(*lead, 2 * n, 1, 1)
+            if quality:
+                neutral = torch.full_like(image[..., :1, :, :], NEUTRAL_QUALITY).repeat(*lead, 2 * n, 1, 1)
+                neighbours = torch.cat([neighbours, neutral], dim=-3)
+        elif neighbours.shape[-3] != 2 * n * (3 + quality):
+            raise ValueError(f"a model with {n} neighbours on each side needs {2 * n * (3 + quality)} neighbour planes")
         parts.append(neighbours)
     return torch.cat(parts, dim=-3) if len(parts) > 1 else image
 

@@ -18,7 +18,8 @@ it computes until trained.
 A codec-aware model (``cond_channels`` > 0) takes extra input planes after the image channels:
 what the file says about its quantiser (``revamp.codec.CodecHint.planes``). A multi-frame model
 (``neighbours`` > 0) takes, after those, the RGB of that many frames on each side, aligned to the
-frame being restored (``revamp.video.neighbours``). Both enter the encoder and the
+frame being restored (``revamp.video.neighbours``), and with ``neighbour_quality`` one plane per
+neighbour that says how much finer than the frame it was quantised. All enter the encoder and the
 full-resolution head; a model that gains them starts with zero weights for them
 (``revamp.train.generator.transfer_weights``), so it starts as the model it came from.
 """
@@ -51,6 +52,7 @@ class UNetConfig:
     cond_channels: int = 0  # extra input planes (codec conditioning), after the image channels
     neighbours: int = 0  # frames on each side, as aligned RGB planes after the codec planes
     head_blocks: int = 0  # residual blocks added at full resolution, each starting as the identity
+    neighbour_quality: bool = False  # a quality plane per neighbour, after the neighbours' RGB
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -62,15 +64,21 @@ class UNetConfig:
         # Checked before anything is built: a model file's metadata is untrusted input, and an
         # absurd width would allocate gigabytes before the weights could disagree with it.
         for name, kind, low, high in (("width", int, 8, 512), ("in_channels", int, 1, 4), ("cond_channels", int, 0, 8),
-                                      ("neighbours", int, 0, 4), ("head_blocks", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1)):
+                                      ("neighbours", int, 0, 4), ("head_blocks", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1),
+                                      ("neighbour_quality", bool, 0, 1)):
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or not low <= value <= high:
                 raise ValueError(f"{name} must be {'true or false' if kind is bool else f'an integer from {low} to {high}'}, not {value!r}")
 
     @property
     def input_planes(self) -> int:
-        """Channels of the network's input: image, codec planes, neighbouring frames."""
-        return self.in_channels + self.cond_channels + 2 * self.neighbours * self.in_channels
+        """Channels of the network's input: image, codec planes, neighbouring frames, their quality."""
+        return self.in_channels + self.cond_channels + self.neighbour_planes
+
+    @property
+    def neighbour_planes(self) -> int:
+        """Planes of the neighbouring frames: their RGB, then (``neighbour_quality``) one each."""
+        return 2 * self.neighbours * (self.in_channels + self.neighbour_quality)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,10 +206,11 @@ class UNetGenerator(nn.Module):
         enc_strides = self.encoder.feature_info.reduction()
         if enc_strides[-1] != 32:
             raise ValueError(f"encoder {config.encoder} must reach stride 32, got {enc_strides}")
-        # ImageNet normalisation of the RGB channels (the neighbours' too); the codec planes pass through (mean 0, std 1).
-        cond, frames = config.cond_channels, 1 + 2 * config.neighbours
-        mean = IMAGENET_MEAN + (0.0,) * cond + IMAGENET_MEAN * (frames - 1)
-        std = IMAGENET_STD + (1.0,) * cond + IMAGENET_STD * (frames - 1)
+        # ImageNet normalisation of the RGB channels (the neighbours' too); the codec planes pass
+        # through (mean 0, std 1); the quality planes are centred on their neutral 0.5.
+        cond, frames, quality = config.cond_channels, 1 + 2 * config.neighbours, 2 * config.neighbours * config.neighbour_quality
+        mean = IMAGENET_MEAN + (0.0,) * cond + IMAGENET_MEAN * (frames - 1) + (0.5,) * quality
+        std = IMAGENET_STD + (1.0,) * cond + IMAGENET_STD * (frames - 1) + (0.5,) * quality
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 

@@ -55,7 +55,8 @@ def validation_input(model: torch.nn.Module, degraded: np.ndarray, step: float |
         h, w = degraded.shape[:2]
         planes = (BLIND if step is None else CodecHint.constant(step, h, w, "validation")).planes(0, h, 0, w)
     image = to_tensor(degraded)
-    return model_input(image[:3], model.config.cond_channels, model.config.neighbours, planes, image[3:])[None].to(device)
+    config = model.config
+    return model_input(image[:3], config.cond_channels, config.neighbours, planes, image[3:], config.neighbour_quality)[None].to(device)
 
 
 VAL_VIDEO_CROP = 256  # the window of each held-out image panned into a validation clip
@@ -68,7 +69,7 @@ class ValidationSet:
     ``gain_h265_37_medium``, ...), their mean, and LPIPS."""
 
     def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
-                 max_side: int = 512):
+                 max_side: int = 512, neighbour_quality: bool = False):
         from revamp.data.degrade import VideoDegradation
 
         self.scale = scale
@@ -78,7 +79,7 @@ class ValidationSet:
         if video and scale != 1:
             raise ValueError("val_video is for artifact-removal models (scale 1)")
         for codec, q, *preset in video or []:
-            degradation = VideoDegradation({codec: (q, q)}, presets={codec: preset}, neighbours=neighbours)
+            degradation = VideoDegradation({codec: (q, q)}, presets={codec: preset}, neighbours=neighbours, neighbour_quality=neighbour_quality)
             for i, img in enumerate(images):
                 clean = np.ascontiguousarray(img[:VAL_VIDEO_CROP, :VAL_VIDEO_CROP])
                 degraded, step = degradation.sample(clean, np.random.default_rng([17, i]))
@@ -150,16 +151,17 @@ class TrainingData:
         self.train_files, self.val_files = train_files, val_files
         self.images = [read_dataset_image(f) for f in train_files]
         self.scale = cfg["model"]["scale"]
-        neighbours = cfg["model"].get("neighbours", 0)
-        self.degradation = build_degradation(cfg["degradation"], self.scale, neighbours)
+        neighbours, quality = cfg["model"].get("neighbours", 0), cfg["model"].get("neighbour_quality", False)
+        self.degradation = build_degradation(cfg["degradation"], self.scale, neighbours, quality)
         # Real video clips (data.clips), a share data.clip_prob of the samples, through degradation.video.
         self.clips, self.clip_degradation = [], None
         if cfg["data"].get("clips"):
             if self.scale != 1 or "video" not in cfg["degradation"]:
                 raise ValueError("data.clips needs an artifact-removal model (scale 1) with a degradation.video section")
             self.clips = [np.stack([read_dataset_image(f) for f in frames]) for frames in list_clips(cfg["data"]["clips"])]
-            self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours)
-        self.val = ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours) if val_files else None
+            self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours, quality)
+        self.val = (ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours, neighbour_quality=quality)
+                    if val_files else None)
 
 
 class StageTrainer:
@@ -262,7 +264,7 @@ class StageTrainer:
         dataset = PairDataset(self.data.images, phase["patch"], self.data.degradation, seed, self.data.scale,
                               condition=self.cfg["model"].get("cond_channels", 0) > 0, blind_prob=self.cfg["data"]["blind_prob"],
                               clips=self.data.clips, clip_prob=self.cfg["data"].get("clip_prob", 0.0), clip_degradation=self.data.clip_degradation,
-                              neighbours=self.cfg["model"].get("neighbours", 0))
+                              neighbours=self.cfg["model"].get("neighbours", 0), neighbour_quality=self.cfg["model"].get("neighbour_quality", False))
         workers = self.cfg["data"]["workers"]
         sampler = RangeSampler(first * phase["batch"], last * phase["batch"], self.dist.rank, self.dist.world)
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,

@@ -180,12 +180,21 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, n: int, dis, item) -> tuple:
-    """A decoded frame (``context``: its window from _with_context, multi-frame models) as
-    restore_sequence takes it, with the quantisers the decoder exported, as both `revamp video`
-    paths restore it."""
-    rgb, around = (context[n], neighbour_planes(context, n, n, dis)) if n else (frame_to_rgb(frame, info), None)
-    return rgb, hint_for_video_frame(frame, codec), around, item
+def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, restorer, dis, item) -> tuple:
+    """A decoded frame (``context``: its window from _with_context of (RGB, hint) pairs, multi-frame
+    models) as restore_sequence takes it, with the quantisers the decoder exported, as both
+    `revamp video` paths restore it."""
+    n = restorer.neighbours
+    if not n:
+        return frame_to_rgb(frame, info), hint_for_video_frame(frame, codec), None, item
+    rgbs = [c[0] if c else None for c in context]
+    steps = [c[1].mean_step if c else None for c in context] if restorer.neighbour_quality else None
+    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps), item
+
+
+def _rgb_and_hint(info: VideoInfo, codec: str):
+    """What _with_context keeps of each decoded frame for multi-frame models."""
+    return lambda frame: (frame_to_rgb(frame, info), hint_for_video_frame(frame, codec))
 
 
 def _output_size(frame: av.VideoFrame, scale: int) -> tuple[int, int]:
@@ -215,7 +224,8 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = ST
     stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis) if n else None, None) for rgb, context in _with_context(frames, n, lambda rgb: rgb))
+    unknown = [None] * (2 * n + 1) if restorer.neighbour_quality else None  # raw frames: no steps
+    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, unknown) if n else None, None) for rgb, context in _with_context(frames, n, lambda rgb: rgb))
     for restored, _ in restore_sequence(restorer, items, stabilizer):
         yield restored
 
@@ -331,8 +341,8 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
         dis = dis_flow(refine=False) if n else None
         step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
-        frames_rgb = _with_context(itertools.chain([first], frames), n, lambda f: frame_to_rgb(f, info))
-        items = (_decoded_item(frame, context, info, codec, n, dis, frame) for frame, context in frames_rgb)
+        frames_rgb = _with_context(itertools.chain([first], frames), n, _rgb_and_hint(info, codec))
+        items = (_decoded_item(frame, context, info, codec, restorer, dis, frame) for frame, context in frames_rgb)
         for index, (restored, frame) in enumerate(restore_sequence(restorer, items, stabilizer, codec=codec)):
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
             if to_stdout:
@@ -379,7 +389,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
-        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or stabilizer is not None)
+        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or restorer.neighbour_quality or stabilizer is not None)
         def with_times(stream):
             nonlocal last_pts, end_s
             for frame, context in stream:
@@ -387,7 +397,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 end_s = float((pts + (frame.duration or step)) * info.time_base)
                 yield frame, context, pts
 
-        stream = with_times(_with_context(frames, n, lambda f: frame_to_rgb(f, info)))
+        stream = with_times(_with_context(frames, n, _rgb_and_hint(info, codec)))
         for segment, group in itertools.groupby(enumerate(stream), key=lambda e: e[0] // options.segment_frames):
             if _segment_path(work, segment).exists() or (owned and not owned(segment)):
                 for _ in group:
@@ -398,7 +408,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
             if stabilizer:
                 stabilizer.reset()  # segments are restored independently, so a resumed job restores the same frames
             entries = itertools.chain([(first, first_context, first_pts)], (entry for _, entry in group))  # noqa: B031 (used once)
-            items = (_decoded_item(frame, context, info, codec, n, dis, (pts, frame.duration)) for frame, context, pts in entries)
+            items = (_decoded_item(frame, context, info, codec, restorer, dis, (pts, frame.duration)) for frame, context, pts in entries)
             for restored, (pts, duration) in restore_sequence(restorer, items, stabilizer, helper, codec):
                 writer.write(restored, pts, duration)
                 report.restored_frames += 1
