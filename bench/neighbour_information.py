@@ -1,0 +1,73 @@
+"""How much the aligned neighbours hold that the frame itself does not: the plain mean of a decoded
+frame and its two neighbours, each warped onto it and gated as a multi-frame model receives them
+(revamp.video.neighbours.align), against the decoded frame alone.
+
+    .venv/bin/python bench/neighbour_information.py [--codec h264] [--qp 37] [--images 12]
+
+Three kinds of 5-frame clips, 192-px crops, the middle frame measured (ΔPSNR-Y, BT.601 Y, no crop,
+mean over clips): training images panned by whole pixels (what `revamp.data.degrade.VideoDegradation`
+makes, motion up to 4 px a frame), the same panned by fractions of a pixel (bicubic), and the first
+five frames of each training clip (../shared/data/video/train_clips). Training data only: Vid4
+is for evaluation. "best neighbour": the better of the two aligned neighbours on its own.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from revamp.data.degrade import video_roundtrip
+from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
+from revamp.metrics import psnr
+from revamp.video.neighbours import align
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SIZE, FRAMES, MIDDLE = 192, 5, 2
+
+
+def pan(img: np.ndarray, vy: float, vx: float) -> list[np.ndarray]:
+    h, w = img.shape[:2]
+    y0, x0 = (h - SIZE) // 2, (w - SIZE) // 2
+    shift = [np.float32([[1, 0, -(x0 + (t - MIDDLE) * vx)], [0, 1, -(y0 + (t - MIDDLE) * vy)]]) for t in range(FRAMES)]
+    return [cv2.warpAffine(img, m, (SIZE, SIZE), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for m in shift]
+
+
+def measure(clip: list[np.ndarray], codec: str, qp: int) -> tuple[float, float, float]:
+    """(PSNR-Y of the decoded middle frame, of its mean with the aligned neighbours, of the better neighbour)."""
+    decoded = video_roundtrip(clip, codec, qp)
+    frame, reference = decoded[MIDDLE], clip[MIDDLE]
+    aligned = [align(frame, decoded[j])[0] for j in (MIDDLE - 1, MIDDLE + 1)]
+    to_uint8 = lambda x: (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+    mean = to_uint8((frame.astype(np.float32) / 255 + sum(aligned)) / 3)
+    best = max(psnr(to_uint8(a), reference, channel="y") for a in aligned)
+    return psnr(frame, reference, channel="y"), psnr(mean, reference, channel="y"), best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--codec", default="h264")
+    ap.add_argument("--qp", type=int, default=37)
+    ap.add_argument("--images", type=int, default=12)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    images = [read_dataset_image(p) for p in sorted((DATA / "train" / "bsds500").iterdir())[: args.images]]
+    kinds: dict[str, list[list[np.ndarray]]] = {"whole-pixel pans": [], "sub-pixel pans": [], "training clips": []}
+    for img in images:
+        kinds["whole-pixel pans"].append(pan(img, *map(float, rng.integers(-4, 5, 2))))
+        kinds["sub-pixel pans"].append(pan(img, *rng.uniform(-4, 4, 2)))
+    for folder in sorted(p for p in (DATA / "video" / "train_clips").iterdir() if p.is_dir()):
+        frames = [read_dataset_image(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in INPUT_SUFFIXES][:FRAMES]
+        h, w = frames[0].shape[:2]
+        s = min(SIZE, h, w) // 2 * 2
+        kinds["training clips"].append([f[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s] for f in frames])
+    print(f"{args.codec} QP{args.qp}, ΔPSNR-Y over the decoded frame (dB):")
+    for kind, clips in kinds.items():
+        r = np.array([measure(c, args.codec, args.qp) for c in clips])
+        print(f"  {kind} ({len(clips)}): frame {r[:, 0].mean():.2f} dB, mean with neighbours {(r[:, 1] - r[:, 0]).mean():+.3f}, "
+              f"best neighbour {(r[:, 2] - r[:, 0]).mean():+.3f}")
+
+
+if __name__ == "__main__":
+    main()
