@@ -379,6 +379,7 @@ def test_neighbour_quality_planes_start_at_zero_weight_on_a_multi_frame_model(tm
     with pytest.raises(ValueError, match="8 neighbour planes"):
         model_input(image, 2, 1, planes, torch.rand(6, 32, 32), quality=True)
 
+
 @pytest.mark.parametrize("decoder", ["full", "light"])
 def test_head_blocks_start_as_the_identity_so_a_transferred_model_computes_its_source(tmp_path, decoder):
     from revamp.train.generator import transfer_weights

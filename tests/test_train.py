@@ -357,6 +357,7 @@ def test_multi_frame_samples_carry_the_neighbours_quality_planes():
             kinds.add("finer" if quality.mean() > NEUTRAL_QUALITY else "coarser")
     assert kinds >= {"still", "finer", "coarser"}, kinds
 
+
 def test_validation_set_measures_video_items(image_folder):
     from revamp.train.common import TrainingData
 

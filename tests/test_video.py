@@ -579,6 +579,26 @@ def test_multi_frame_model_on_clips_shorter_than_its_window(tmp_path, multiframe
     assert frame_times(tmp_path / "out.mkv") == frame_times(src)
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_multi_frame_model_is_told_how_finely_its_neighbours_were_quantised(tmp_path, multiframe, codec):
+    """`revamp video` gives a neighbour_quality model each neighbour's step against the frame's, as
+    the decoder exports them (H.264's macroblock maps, HEVC's slice QPs): an IPB stream at one QP
+    has neighbours both finer and coarser than the frame; the first frame has none before it."""
+    seen = []
+
+    class Recording(_Interrupt):
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
+            seen.append(neighbours)
+            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
+
+    options = {"qp": "30"} if codec == "libx264" else {"x265-params": "qp=30:log-level=none"}
+    src = make_video(tmp_path / "in.mkv", n=10, codec=codec, options=options, audio=False, subtitles=False)
+    report = _run(src, tmp_path / "out.mkv", Recording(multiframe, 10), stabilize=0, codec="ffv1")
+    assert report.restored_frames == 10 and all(planes.shape == (8, 64, 96) for planes in seen)
+    quality = np.array([planes[6:].reshape(2, -1).mean(axis=1) for planes in seen])  # (frame, before/after)
+    assert quality[0, 0] == 0.5  # nothing before the first frame: neutral
+    assert (quality > 0.53).any() and (quality < 0.47).any()  # I/P next to B frames, and the other way round
+
 def test_multi_frame_video_with_a_scene_cut_keeps_frames_audio_and_timestamps(tmp_path, multiframe):
     """A cut after frame 11: the frames beside it are restored from their own shot only, so
     frame 11 comes out as it does when the clip ends there (segments of 5 frames: the window
