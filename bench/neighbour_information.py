@@ -13,17 +13,17 @@ is for evaluation. "best neighbour": the better of the two aligned neighbours on
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import cv2
 import numpy as np
+from training_clips import ROOT, mean_psnr_y
 
 from revamp.data.degrade import video_roundtrip
-from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
-from revamp.metrics import psnr
+from revamp.evaluation.video import load_clips
+from revamp.imageio import read_dataset_image
 from revamp.video.neighbours import align
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = ROOT.parent / "shared" / "data"
 SIZE, FRAMES, MIDDLE = 192, 5, 2
 
 
@@ -39,10 +39,9 @@ def measure(clip: list[np.ndarray], codec: str, qp: int) -> tuple[float, float, 
     decoded = video_roundtrip(clip, codec, qp)
     frame, reference = decoded[MIDDLE], clip[MIDDLE]
     aligned = [align(frame, decoded[j])[0] for j in (MIDDLE - 1, MIDDLE + 1)]
-    to_uint8 = lambda x: (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-    mean = to_uint8((frame.astype(np.float32) / 255 + sum(aligned)) / 3)
-    best = max(psnr(to_uint8(a), reference, channel="y") for a in aligned)
-    return psnr(frame, reference, channel="y"), psnr(mean, reference, channel="y"), best
+    mean = (frame.astype(np.float32) / 255 + sum(aligned)) / 3
+    best = max(mean_psnr_y([a], [reference]) for a in aligned)
+    return mean_psnr_y([frame], [reference]), mean_psnr_y([mean], [reference]), best
 
 
 def main() -> None:
@@ -57,8 +56,7 @@ def main() -> None:
     for img in images:
         kinds["whole-pixel pans"].append(pan(img, *map(float, rng.integers(-4, 5, 2))))
         kinds["sub-pixel pans"].append(pan(img, *rng.uniform(-4, 4, 2)))
-    for folder in sorted(p for p in (DATA / "video" / "train_clips").iterdir() if p.is_dir()):
-        frames = [read_dataset_image(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in INPUT_SUFFIXES][:FRAMES]
+    for frames in load_clips(DATA / "video" / "train_clips", FRAMES).values():
         h, w = frames[0].shape[:2]
         s = min(SIZE, h, w) // 2 * 2
         kinds["training clips"].append([f[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s] for f in frames])

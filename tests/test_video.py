@@ -538,13 +538,14 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     assert np.array_equal(edge[:6], still_planes(frames[0] / np.float32(255), 2)[:6])
     # Quality planes: the finer neighbour (step 20 against the frame's 40) reads above neutral where
     # its pixels were taken, the coarser one below; across the cut and beyond the ends, neutral.
-    quality = neighbour_planes(frames, 1, 1, steps=[20.0, 40.0, 80.0])
+    quality = neighbour_planes(frames, 1, 1, steps=[20.0, 40.0, 80.0], quality=True)
     assert quality.shape == (8, 96, 128) and np.array_equal(quality[:6], neighbour_planes(frames, 1, 1))
     inner = (slice(8, -8), slice(8, -8))
     assert quality[6][inner].mean() > 0.7 and quality[7][inner].mean() < 0.3
     assert quality_value(40.0, 20.0) == 0.75 and quality_value(40.0, None) == NEUTRAL_QUALITY == quality_value(None, 20.0)
-    assert (neighbour_planes([other, frames[1], frames[2]], 1, 1, steps=[10.0, 40.0, 40.0])[6] == NEUTRAL_QUALITY).all()
-    assert (neighbour_planes(frames, 0, 1, steps=[40.0, 10.0, 10.0])[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes([other, frames[1], frames[2]], 1, 1, steps=[10.0, 40.0, 40.0], quality=True)[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes(frames, 0, 1, steps=[40.0, 10.0, 10.0], quality=True)[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes(frames, 1, 1, quality=True)[6:] == NEUTRAL_QUALITY).all()  # steps unknown (raw frames)
     stabilizer = TemporalStabilizer()
     stabilizer.measure(other)
     cut = stabilizer.measure(frames[1])

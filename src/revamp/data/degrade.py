@@ -230,7 +230,7 @@ class VideoDegradation:
         from revamp.video.neighbours import neighbour_planes
 
         # The quality planes compare the decoded frames' steps, known even for a codec in blind_codecs.
-        around = neighbour_planes(decoded, k, self.neighbours, steps=steps if self.neighbour_quality else None)
+        around = neighbour_planes(decoded, k, self.neighbours, steps=steps, quality=self.neighbour_quality)
         planes = (around * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         return np.concatenate([decoded[k], planes], axis=2), step
 

@@ -86,7 +86,8 @@ def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[Cod
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     steps = [hint.mean_step for hint in hints] if restorer.neighbour_quality else None
-    items = ((rgb, hint, neighbour_planes(frames, i, n, dis, steps) if n else None, None) for i, (rgb, hint) in enumerate(zip(frames, hints)))
+    items = ((rgb, hint, neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality) if n else None, None)
+             for i, (rgb, hint) in enumerate(zip(frames, hints)))
     return [out for out, _ in restore_sequence(restorer, items, stabilizer, codec=codec)]
 
 

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from revamp.models.contract import NEUTRAL_QUALITY
+
 ENCODERS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "resnet34")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -209,7 +211,7 @@ class UNetGenerator(nn.Module):
         # ImageNet normalisation of the RGB channels (the neighbours' too); the codec planes pass
         # through (mean 0, std 1); the quality planes are centred on their neutral 0.5.
         cond, frames, quality = config.cond_channels, 1 + 2 * config.neighbours, 2 * config.neighbours * config.neighbour_quality
-        mean = IMAGENET_MEAN + (0.0,) * cond + IMAGENET_MEAN * (frames - 1) + (0.5,) * quality
+        mean = IMAGENET_MEAN + (0.0,) * cond + IMAGENET_MEAN * (frames - 1) + (NEUTRAL_QUALITY,) * quality
         std = IMAGENET_STD + (1.0,) * cond + IMAGENET_STD * (frames - 1) + (0.5,) * quality
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)

@@ -189,7 +189,7 @@ def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, c
         return frame_to_rgb(frame, info), hint_for_video_frame(frame, codec), None, item
     rgbs = [c[0] if c else None for c in context]
     steps = [c[1].mean_step if c else None for c in context] if restorer.neighbour_quality else None
-    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps), item
+    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps, restorer.neighbour_quality), item
 
 
 def _rgb_and_hint(info: VideoInfo, codec: str):
@@ -224,8 +224,9 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = ST
     stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    unknown = [None] * (2 * n + 1) if restorer.neighbour_quality else None  # raw frames: no steps
-    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, unknown) if n else None, None) for rgb, context in _with_context(frames, n, lambda rgb: rgb))
+    # Raw frames carry no steps: a quality model's planes are neutral.
+    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, quality=restorer.neighbour_quality) if n else None, None)
+             for rgb, context in _with_context(frames, n, lambda rgb: rgb))
     for restored, _ in restore_sequence(restorer, items, stabilizer):
         yield restored
 

@@ -45,14 +45,14 @@ def quality_value(frame_step: float | None, neighbour_step: float | None) -> flo
 
 
 def neighbour_planes(frames: list[np.ndarray], index: int, n: int, dis: cv2.DISOpticalFlow | None = None,
-                     steps: list[float | None] | None = None) -> np.ndarray:
+                     steps: list[float | None] | None = None, quality: bool = False) -> np.ndarray:
     """(6n, H, W) float32 planes of the n frames on each side of ``frames[index]`` (uint8 RGB),
-    aligned and gated; a neighbour outside ``frames`` is the frame itself. With ``steps`` (each
-    frame's mean quantiser step, None where unknown; models with ``neighbour_quality``), 2n
-    quality planes follow: each neighbour's ``quality_value`` where its pixels were taken, weighted
-    by the gate."""
+    aligned and gated; a neighbour outside ``frames`` is the frame itself. With ``quality``
+    (models with ``neighbour_quality``), 2n quality planes follow: each neighbour's
+    ``quality_value`` from ``steps`` (each frame's mean quantiser step; None, or a None in it:
+    unknown) where its pixels were taken, weighted by the gate."""
     frame = frames[index]
-    planes, quality = [], []
+    planes, qualities = [], []
     for offset in [*range(-n, 0), *range(1, n + 1)]:
         j = index + offset
         if 0 <= j < len(frames) and frames[j] is not None:
@@ -61,9 +61,9 @@ def neighbour_planes(frames: list[np.ndarray], index: int, n: int, dis: cv2.DISO
         else:
             aligned, weight, value = frame.astype(np.float32) / 255, 0.0, NEUTRAL_QUALITY
         planes.append(aligned.transpose(2, 0, 1))
-        if steps is not None:
-            quality.append(np.full((1, *frame.shape[:2]), NEUTRAL_QUALITY, np.float32) + (value - NEUTRAL_QUALITY) * weight)
-    planes += quality
+        if quality:
+            qualities.append(np.full((1, *frame.shape[:2]), NEUTRAL_QUALITY, np.float32) + (value - NEUTRAL_QUALITY) * weight)
+    planes += qualities
     return np.ascontiguousarray(np.concatenate(planes), dtype=np.float32) if planes else np.zeros((0, *frame.shape[:2]), np.float32)
 
 
