@@ -166,6 +166,23 @@ def test_ema_of_the_weights_is_exported_and_resumes_exactly(image_folder, tmp_pa
         GeneratorTrainer(cfg, tmp_path / "plain", device=torch.device("cpu"), quiet=True).resume()
 
 
+def test_frozen_batchnorm_keeps_the_statistics_and_trains_the_rest(image_folder, tmp_path):
+    """optim.frozen_batchnorm: the running statistics stay those of the start, through the
+    validations in between (which put the model back in training mode), while the weights train."""
+    cfg = tiny_config(image_folder, optim={"warmup": 2, "frozen_batchnorm": True}, val_every=3)
+    trainer = GeneratorTrainer(cfg, tmp_path / "run", device=torch.device("cpu"), quiet=True)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    now = trainer.model.state_dict()
+    stats = [k for k in now if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(now[k], start[k]) for k in stats)
+    assert any(not torch.equal(now[k], start[k]) for k, _ in trainer.model.named_parameters())
+    plain = GeneratorTrainer(tiny_config(image_folder, optim={"warmup": 2}), tmp_path / "plain", device=torch.device("cpu"), quiet=True)
+    plain_start = {k: plain.model.state_dict()[k].clone() for k in stats}
+    plain.train(stop_at_step=2)
+    assert any(not torch.equal(plain.model.state_dict()[k], plain_start[k]) for k in stats)  # the default follows the batches
+
+
 def test_training_beats_the_jpeg_on_held_out_images(image_folder, tmp_path):
     cfg = tiny_config(
         image_folder,

@@ -59,8 +59,10 @@ DEFAULTS: dict = {
     "degradation": {"jpeg": {}},
     "loss": {"charbonnier": 1.0},
     # ema: decay of an exponential moving average of the generator's weights, validated and
-    # exported instead of the raw weights (0: none).
-    "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0, "ema": 0.0},
+    # exported instead of the raw weights (0: none). frozen_batchnorm: the BatchNorms normalise with
+    # their running statistics and keep them (as at inference) instead of following each batch.
+    "optim": {"lr": 3e-4, "min_lr": 1e-5, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup": 200, "grad_clip": 1.0, "ema": 0.0,
+              "frozen_batchnorm": False},
     # Phase 1: 64x64 patches (codec blocks, mosquito noise); phase 2: larger crops of whole images.
     "phases": [
         {"name": "patches", "patch": 64, "batch": 32, "steps": 1000},
@@ -235,7 +237,8 @@ SCHEMA: dict = {
     },
     "loss": _loss_weights,
     "optim": {"lr": _POSITIVE, "min_lr": _number(low=0), "betas": _list(_number(low=0, high=1), 2), "weight_decay": _number(low=0),
-              "warmup": _number(int, low=0), "grad_clip": _number(low=0), "ema": _number(low=0, high=0.99999)},
+              "warmup": _number(int, low=0), "grad_clip": _number(low=0), "ema": _number(low=0, high=0.99999),
+              "frozen_batchnorm": _one_of(True, False)},
     "phases": _phases,
     "critic": {"model": {"kind": _one_of("patch", "unet"), "width": _number(int, 8, 512), "blocks": _number(int, 1, 8), "dropout": _PROB,
                          "spectral_norm": _one_of(True, False)},

@@ -179,6 +179,11 @@ class GeneratorTrainer(GeneratorOutputs):
 
     def train_step(self, degraded, clean, lr_factor) -> dict[str, float]:
         self.set_lr(self.opt, self.cfg["optim"]["lr"], lr_factor)
+        if self.cfg["optim"]["frozen_batchnorm"]:
+            # Each step, since validation puts the model back in training mode.
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.eval()
         if self.cfg["channels_last"]:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         with self.autocast():
