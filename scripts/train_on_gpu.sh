@@ -3,7 +3,8 @@
 # after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation),
 # and collects every run's best, final and last (at the stop) model files and its logs under OUT.
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
-# (DATA_ROOT holds bsds500/, t91/, wiki49/ as in ../shared/data/train.)
+# (DATA_ROOT holds folders of training images, e.g. bsds500/, t91/, wiki49/ as in ../shared/data/train;
+# every folder in it is trained on. scripts/gpu_stage.sh packs them for the device tool.)
 # At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
 # STAGE (default all), WORKERS (data workers per job, default 3), GEN_PHASES (a phases
 # override), CLIPS (a folder of training clips, for configs with data.clips) and PYTHON come from
@@ -13,14 +14,22 @@ out=$1; data=$2; shift 2
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 runs=${RUNS:-/tmp/revamp-runs}
 mkdir -p "$runs" "$out"
+train=$(find "$data" -mindepth 1 -maxdepth 1 -type d | sort | paste -sd, -)
+[ -n "$train" ] || { echo "train_on_gpu: no image folders in $data" >&2; exit 2; }
+# GPU utilisation every 10 s beside the jobs (in logs.tar.gz), where there is a GPU.
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$runs/gpu.csv" 2>&1 &
+  smi=$!
+fi
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
   timeout -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
-    --set "data.train=[$data/bsds500,$data/t91,$data/wiki49]" --set data.workers="${WORKERS:-3}" \
+    --set "data.train=[$train]" --set data.workers="${WORKERS:-3}" \
     ${GEN_PHASES:+--set "phases=$GEN_PHASES"} ${CLIPS:+--set "data.clips=[$CLIPS]"} \
     > "$runs/$name.log" 2>&1 &
 done
-wait
+for job in $(jobs -p); do [ "$job" = "${smi:-}" ] || wait "$job"; done
+[ -n "${smi:-}" ] && kill "$smi"
 for spec in "$@"; do
   name=${spec%%=*}
   tail -n 3 "$runs/$name.log" | tr '\r' '\n' | grep -v 'it/s' | tail -n 2 | sed "s/^/$name: /"

@@ -484,3 +484,43 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
 
     with safe_open(str(out / "tiny-generator-best.safetensors"), "pt") as f:  # fp16: small enough to bring back
         assert {f.get_slice(k).get_dtype() for k in f.keys()} & {"F16", "F32"} == {"F16"}
+
+
+def test_gpu_stage_fits_each_call_and_unpacks(tmp_path):
+    """scripts/gpu_stage.py on a clone: pack hides the model files the run does not need, stages
+    the wheels and as many images as fit the per-call budget, and unpack brings the tree back."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(repo), str(clone)], check=True)
+    shared = tmp_path / "shared"
+    for name in ("bsds500", "t91", "wiki49"):
+        write_images(shared / "train" / name, 3, 400, 400)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "fake-1.0-py3-none-any.whl").write_bytes(b"0" * 100_000)
+
+    def stage(*args):
+        return subprocess.run([sys.executable, str(clone / "scripts" / "gpu_stage.py"), *args], capture_output=True, text=True, check=False)
+
+    tracked = int(subprocess.run(["git", "-C", str(clone), "ls-files"], capture_output=True, text=True, check=True).stdout.count("\n"))
+    weights = clone / "src" / "revamp" / "weights"
+    kept = (weights / "default.safetensors").stat().st_size + (weights / "lpips_alex.safetensors").stat().st_size
+    images = sorted(p.stat().st_size for p in shared.rglob("*.png"))
+    budget = (kept + 2_000_000 + sum(images[:4]) + 1000) / 2**20  # the code and some images fit, not all
+    proc = stage("pack", "default", "--wheels", str(wheels), "--shared", str(shared), "--budget-mib", f"{budget:.3f}")
+    assert proc.returncode == 0, proc.stderr
+    assert (weights / "default.safetensors").is_file() and (weights / "lpips_alex.safetensors").is_file()
+    assert not (weights / "video.safetensors").exists() and not (clone / "ablations").exists() and not (clone / "docs").exists()
+    assert (clone / ".gpu" / "whl" / "fake-1.0-py3-none-any.whl").is_file()
+    staged = list((clone / ".gpu" / "data" / "images").rglob("*.png"))
+    assert 0 < len(staged) < len(images) and "images left out" in proc.stdout
+    assert subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True, check=True).stdout == ""
+    proc = stage("pack", "default", "--wheels", str(wheels), "--shared", str(shared), "--budget-mib", f"{kept / 2**20:.3f}")
+    assert proc.returncode != 0 and "over" in proc.stderr and "Traceback" not in proc.stderr
+    proc = stage("unpack", "--clean")
+    assert proc.returncode == 0 and not (clone / ".gpu").exists()
+    on_disk = [p for p in clone.rglob("*") if p.is_file() and ".git" not in p.relative_to(clone).parts]
+    assert len(on_disk) == tracked and (weights / "video.safetensors").is_file()
