@@ -7,8 +7,8 @@
 # every folder in it is trained on. scripts/gpu_stage.sh packs them for the device tool.)
 # At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
 # STAGE (default all), WORKERS (data workers per job, default 3), GEN_PHASES (a phases
-# override), CLIPS (a folder of training clips, for configs with data.clips) and PYTHON come from
-# the environment. tests/test_train.py runs it on the CPU with a tiny config (RUN_SECONDS=25).
+# override), CLIPS (a folder of training clips, for configs with data.clips), SETS (more KEY=VALUE
+# overrides, space-separated) and PYTHON come from the environment. tests/test_train.py runs it on the CPU with a tiny config (RUN_SECONDS=25).
 set -uo pipefail
 out=$1; data=$2; shift 2
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
@@ -21,11 +21,13 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$runs/gpu.csv" 2>&1 &
   smi=$!
 fi
+sets=()
+for item in ${SETS:-}; do sets+=(--set "$item"); done
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
   timeout -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
     --set "data.train=[$train]" --set data.workers="${WORKERS:-3}" \
-    ${GEN_PHASES:+--set "phases=$GEN_PHASES"} ${CLIPS:+--set "data.clips=[$CLIPS]"} \
+    ${GEN_PHASES:+--set "phases=$GEN_PHASES"} ${CLIPS:+--set "data.clips=[$CLIPS]"} "${sets[@]}" \
     > "$runs/$name.log" 2>&1 &
 done
 for job in $(jobs -p); do [ "$job" = "${smi:-}" ] || wait "$job"; done

@@ -472,7 +472,7 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
         "phases": [{"name": "patches", "patch": 64, "batch": 4, "steps": 10000}],
         "checkpoint_every": 5, "val_every": 10, "val_qualities": [20], "val_video": [["h264", 37]], "bf16": False,
     }))
-    env = dict(os.environ, PYTHON=sys.executable, RUN_SECONDS="25", STAGE="generator", WORKERS="1", CLIPS=str(tmp_path / "clips"),
+    env = dict(os.environ, PYTHON=sys.executable, RUN_SECONDS="25", STAGE="generator", WORKERS="1", SETS="optim.warmup=3 seed=5", CLIPS=str(tmp_path / "clips"),
                RUNS=str(tmp_path / "runs"))
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(repo / "scripts" / "train_on_gpu.sh"), str(out), str(data), f"tiny={config}"], cwd=repo, env=env,
