@@ -4,11 +4,12 @@
 # and collects every run's best, final and last (at the stop) model files and its logs under OUT.
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
 # (DATA_ROOT holds folders of training images, e.g. bsds500/, t91/, wiki49/ as in ../shared/data/train;
-# every folder in it is trained on. scripts/gpu_stage.sh packs them for the device tool.)
+# every folder in it is trained on; scripts/gpu_stage.py stages them for the device tool.)
 # At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
 # STAGE (default all), WORKERS (data workers per job, default 3), GEN_PHASES (a phases
 # override), CLIPS (a folder of training clips, for configs with data.clips), SETS (more KEY=VALUE
-# overrides, space-separated) and PYTHON come from the environment. tests/test_train.py runs it on the CPU with a tiny config (RUN_SECONDS=25).
+# overrides, space-separated) and PYTHON come from the environment. tests/test_train.py runs it on
+# the CPU with a tiny config (RUN_SECONDS=25).
 set -uo pipefail
 out=$1; data=$2; shift 2
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
