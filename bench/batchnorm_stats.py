@@ -48,8 +48,11 @@ def main() -> None:
     data = TrainingData(cfg)
     bf16 = use_bf16(cfg["bf16"], torch.device("cpu"))
     phase = cfg["phases"][-1]
+    model_cfg = cfg["model"]
     dataset = PairDataset(data.images, phase["patch"], data.degradation, args.seed, data.scale,
-                          condition=cfg["model"].get("cond_channels", 0) > 0, blind_prob=cfg["data"]["blind_prob"])
+                          condition=model_cfg.get("cond_channels", 0) > 0, blind_prob=cfg["data"]["blind_prob"],
+                          clips=data.clips, clip_prob=cfg["data"].get("clip_prob", 0.0), clip_degradation=data.clip_degradation,
+                          neighbours=model_cfg.get("neighbours", 0), neighbour_quality=model_cfg.get("neighbour_quality", False))
     for path in args.models:
         model, meta = load_model(path)
         model = model.float().to(memory_format=torch.channels_last)
