@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from revamp.data.pairs import PairDataset
 from revamp.models.files import load_model, save_model
 from revamp.runtime import use_bf16
 from revamp.train.common import TrainingData
@@ -23,7 +22,7 @@ from revamp.train.config import load_config
 
 @torch.no_grad()
 def reestimate(model: torch.nn.Module, loader: DataLoader, bf16: bool) -> None:
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    norms = {m: m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over every batch, not the last few
@@ -32,8 +31,8 @@ def reestimate(model: torch.nn.Module, loader: DataLoader, bf16: bool) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(degraded.contiguous(memory_format=torch.channels_last))
     model.eval()
-    for m in norms:
-        m.momentum = 0.1
+    for m, momentum in norms.items():
+        m.momentum = momentum
 
 
 def main() -> None:
@@ -48,11 +47,7 @@ def main() -> None:
     data = TrainingData(cfg)
     bf16 = use_bf16(cfg["bf16"], torch.device("cpu"))
     phase = cfg["phases"][-1]
-    model_cfg = cfg["model"]
-    dataset = PairDataset(data.images, phase["patch"], data.degradation, args.seed, data.scale,
-                          condition=model_cfg.get("cond_channels", 0) > 0, blind_prob=cfg["data"]["blind_prob"],
-                          clips=data.clips, clip_prob=cfg["data"].get("clip_prob", 0.0), clip_degradation=data.clip_degradation,
-                          neighbours=model_cfg.get("neighbours", 0), neighbour_quality=model_cfg.get("neighbour_quality", False))
+    dataset = data.pairs(phase["patch"], args.seed)
     for path in args.models:
         model, meta = load_model(path)
         model = model.float().to(memory_format=torch.channels_last)

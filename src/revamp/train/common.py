@@ -162,6 +162,15 @@ class TrainingData:
             self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours, quality)
         self.val = (ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours, neighbour_quality=quality)
                     if val_files else None)
+        self.cfg = cfg
+
+    def pairs(self, patch: int, seed: int) -> PairDataset:
+        """The training pairs of ``patch``-pixel crops, as the config's model takes them."""
+        data, model = self.cfg["data"], self.cfg["model"]
+        return PairDataset(self.images, patch, self.degradation, seed, self.scale,
+                           condition=model.get("cond_channels", 0) > 0, blind_prob=data["blind_prob"],
+                           clips=self.clips, clip_prob=data.get("clip_prob", 0.0), clip_degradation=self.clip_degradation,
+                           neighbours=model.get("neighbours", 0), neighbour_quality=model.get("neighbour_quality", False))
 
 
 class StageTrainer:
@@ -261,10 +270,7 @@ class StageTrainer:
         if per_rank * self.dist.world != phase["batch"]:
             raise ValueError(f"batch {phase['batch']} does not split over {self.dist.world} processes")
         seed = self.cfg["seed"] * 1000 + index + {"generator": 0, "critic": 100, "gan": 200}.get(self.stage, 300)
-        dataset = PairDataset(self.data.images, phase["patch"], self.data.degradation, seed, self.data.scale,
-                              condition=self.cfg["model"].get("cond_channels", 0) > 0, blind_prob=self.cfg["data"]["blind_prob"],
-                              clips=self.data.clips, clip_prob=self.cfg["data"].get("clip_prob", 0.0), clip_degradation=self.data.clip_degradation,
-                              neighbours=self.cfg["model"].get("neighbours", 0), neighbour_quality=self.cfg["model"].get("neighbour_quality", False))
+        dataset = self.data.pairs(phase["patch"], seed)
         workers = self.cfg["data"]["workers"]
         sampler = RangeSampler(first * phase["batch"], last * phase["batch"], self.dist.rank, self.dist.world)
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,
