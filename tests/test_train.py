@@ -76,6 +76,22 @@ def test_codec_aware_pairs_carry_the_true_step_or_blind_planes():
     assert 10 <= blind <= 30
 
 
+def test_a_gray_share_of_the_pairs_are_gray_jpegs_of_the_luma():
+    images = [natural_image(100, 120, seed=s) for s in range(3)]
+    deg = JpegDegradation(quality=(20, 20), subsampling={"4:2:0": 1.0})
+    ds = PairDataset(images, 32, deg, seed=7, gray_prob=0.3)
+    grays = 0
+    for i in range(60):
+        x, y = ds[i]
+        if torch.equal(y[0], y[1]) and torch.equal(y[0], y[2]):
+            grays += 1
+            # the clean target is the luma, the input that luma's one-component JPEG
+            assert torch.equal(x[0], x[1]) and torch.equal(x[0], x[2])
+            gray = (y[0] * 255).round().to(torch.uint8).numpy()
+            assert torch.equal(x[0], torch.from_numpy(jpeg(gray, 20)).float() / 255)
+    assert 8 <= grays <= 30
+
+
 def _weights(trainer):
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 

@@ -66,19 +66,21 @@ class PairDataset(Dataset):
     true step of the degradation, or blind for a share ``blind_prob`` of the samples. With
     ``neighbours`` (multi-frame models) the aligned neighbouring frames follow: those the video
     degradation decoded, or, for a still, the degraded crop itself (``neighbour_quality``: then their
-    quality planes, neutral for a still).
+    quality planes, neutral for a still). ``gray_prob``: the share of still crops made gray (the
+    BT.601 luma in all three channels) before degradation; a gray picture in a colour JPEG decodes
+    exactly as its one-component JPEG (flat chroma is coded exactly), so these are gray JPEGs.
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, degradation, seed: int, scale: int = 1, length: int = 2**62,
                  condition: bool = False, blind_prob: float = 0.0, clips: list[np.ndarray] | None = None, clip_prob: float = 0.0,
-                 clip_degradation=None, neighbours: int = 0, neighbour_quality: bool = False):
+                 clip_degradation=None, neighbours: int = 0, neighbour_quality: bool = False, gray_prob: float = 0.0):
         crop = patch * scale
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} pixels")
         self.patch, self.scale, self.crop = patch, scale, crop
         self.degradation, self.seed, self.length = degradation, seed, length
-        self.condition, self.blind_prob = condition, blind_prob
+        self.condition, self.blind_prob, self.gray_prob = condition, blind_prob, gray_prob
         self.neighbours, self.neighbour_quality = neighbours, neighbour_quality
         # Real clips (T, H, W, 3) with at least the codec's window of frames, each at least a crop in size.
         self.clip_degradation = clip_degradation
@@ -96,6 +98,8 @@ class PairDataset(Dataset):
         else:
             img = self.images[int(rng.integers(len(self.images)))]
             clean = self._augment(self._crop(img, rng), rng)
+            if self.gray_prob and rng.random() < self.gray_prob:  # drawn only when asked: older runs keep their samples
+                clean = np.repeat(np.round(clean @ [0.299, 0.587, 0.114]).astype(np.uint8)[..., None], 3, axis=-1)
             degraded, step = self.degradation.sample(clean, rng)
         if degraded.shape[:2] != (self.patch, self.patch):
             raise ValueError(f"degradation gave {degraded.shape[:2]}, expected {self.patch}x{self.patch} (scale {self.scale})")

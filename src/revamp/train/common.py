@@ -170,7 +170,8 @@ class TrainingData:
         return PairDataset(self.images, patch, self.degradation, seed, self.scale,
                            condition=model.get("cond_channels", 0) > 0, blind_prob=data["blind_prob"],
                            clips=self.clips, clip_prob=data.get("clip_prob", 0.0), clip_degradation=self.clip_degradation,
-                           neighbours=model.get("neighbours", 0), neighbour_quality=model.get("neighbour_quality", False))
+                           neighbours=model.get("neighbours", 0), neighbour_quality=model.get("neighbour_quality", False),
+                           gray_prob=data["gray_prob"])
 
 
 class StageTrainer:

@@ -53,7 +53,9 @@ DEFAULTS: dict = {
     "transfer": None,  # a revamp model file of another architecture: copy every tensor that fits
     # blind_prob: codec-aware models see this share of training samples without a quantiser hint.
     # clips: folders of real video frames, a share clip_prob of the samples, through degradation.video.
-    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2, "clips": [], "clip_prob": 0.0},
+    # gray_prob: this share of the still crops is made gray (BT.601 luma) before degradation.
+    "data": {"train": ["../shared/data/train"], "val_count": 12, "workers": 2, "blind_prob": 0.2, "clips": [], "clip_prob": 0.0,
+             "gray_prob": 0.0},
     # A config's degradation section replaces this one whole; keys its jpeg part leaves out take
     # JpegDegradation's defaults, as these do.
     "degradation": {"jpeg": {}},
@@ -226,7 +228,7 @@ SCHEMA: dict = {
               "head_blocks": _number(int, 0, 4), "neighbour_quality": _one_of(True, False)},
     "encoder_weights": _optional(_text), "init": _optional(_text), "transfer": _optional(_text),
     "data": {"train": _paths, "val_count": _number(int, low=0), "workers": _number(int, low=0), "blind_prob": _PROB,
-             "clips": _paths, "clip_prob": _PROB},
+             "clips": _paths, "clip_prob": _PROB, "gray_prob": _PROB},
     "degradation": {
         "jpeg": {"quality": _list(_number(int, 1, 100), 2), "quality_power": _POSITIVE,
                  "subsampling": _keys_in(["4:4:4", "4:2:2", "4:2:0"], _PROB), "double_prob": _PROB},
