@@ -112,3 +112,16 @@ def test_self_ensemble_maps_every_view_back_and_moves_the_codec_blocks_with_the_
         assert np.array_equal(view, _dihedral(padded, k))
         assert np.array_equal(told.planes(0, *view.shape[:1], 0, view.shape[1])[0], _dihedral(planes, k))
     assert ensemble.tile_count(50, 37) == 8 * restorer.tile_count(64, 48)
+
+    # Each view is restored in place (as _restore_once does for a float32 picture): no view may be
+    # the padded picture itself, or the views after it would restore a restoration.
+    def halve_in_place(view, on_tile, inplace, told, n):
+        seen.append(view.copy())
+        view *= 0.5
+        return view
+
+    seen.clear()
+    monkeypatch.setattr(ensemble, "_restore_once", halve_in_place)
+    out = ensemble.restore_rgb(rgb.copy(), hint=hint)
+    assert all(np.array_equal(view, _dihedral(padded, k)) for k, view in enumerate(seen))
+    assert np.allclose(out, rgb * 0.5, atol=1e-6)

@@ -188,7 +188,7 @@ class Restorer:
                 steps = np.pad(hint.steps, ((0, max(rows - hint.steps.shape[0], 0)), (0, max(cols - hint.steps.shape[1], 0))), mode="edge")[:rows, :cols]
         total = np.zeros(((h + ph) * self.scale, (w + pw) * self.scale, 3), dtype=np.float32)
         for k in range(8):
-            view = np.ascontiguousarray(_dihedral(padded, k))
+            view = _dihedral(padded, k).copy()  # a copy even for k = 0: the view is restored in place
             told = None
             if self.codec_aware:
                 told = BLIND if steps is None else CodecHint(np.ascontiguousarray(_dihedral(steps, k)), block, hint.source)
