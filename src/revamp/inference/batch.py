@@ -6,12 +6,14 @@ split the work by claiming each file before restoring it: an exclusive lock (fcn
 claim file in OUTDIR/.revamp-claims/. A worker that finds a file locked leaves it to its owner;
 one that gets the lock and finds the output written skips it. The kernel releases a crashed
 worker's lock at once (NFS: when the client's lease expires), so its file is taken by the next
-worker; outputs are written atomically, so a crash leaves no half-written picture. Claims are
+worker; outputs are written atomically, so a crash leaves no half-written picture (only a hidden
+temporary, which the next worker to claim that file removes). Claims are
 removed as files finish, and the folder with the last one.
 """
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -149,6 +151,10 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             report.claimed.append(job.source)
             continue
         try:
+            # A worker killed mid-write (kill -9, power loss) leaves its temporary behind; the claim's
+            # holder is the only writer of this output, so the leftovers are safe to remove.
+            for stale in job.target.parent.glob(f".{glob.escape(job.target.name)}.*.part"):
+                stale.unlink(missing_ok=True)
             if job.target.exists() and not overwrite:  # another worker finished it since we looked
                 report.skipped.append(job.source)
                 continue
