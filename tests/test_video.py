@@ -118,7 +118,7 @@ class _Interrupt:
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
         self.neighbour_quality = restorer.neighbour_quality
-        self.blind_codecs = restorer.blind_codecs
+        self.blind_codecs, self.ensemble = restorer.blind_codecs, restorer.ensemble
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -181,6 +181,33 @@ def test_resume_refuses_a_changed_job(tmp_path, identity):
         _run(src, tmp_path / "out.mkv", _Interrupt(identity, 5), segment_frames=4)
     with pytest.raises(VideoError, match="codec changed"):
         _run(src, tmp_path / "out.mkv", identity, segment_frames=4, codec="h265", resume=True)
+
+
+def test_ensemble_restores_every_frame_from_its_eight_views_and_a_job_keeps_it_on_resume(tmp_path, identity, monkeypatch):
+    src = make_video(tmp_path / "in.mkv", n=6, audio=False, subtitles=False)
+    plain = tmp_path / "plain.mkv"
+    assert main(["video", str(src), "-o", str(plain), "--codec", "ffv1", "--model", "video", "--no-stabilize", "-q"]) == 0
+    views = []
+    ensemble = Restorer._restore_ensemble
+    monkeypatch.setattr(Restorer, "_restore_ensemble", lambda self, *a: views.append(1) or ensemble(self, *a))
+    x8 = tmp_path / "x8.mkv"
+    assert main(["video", str(src), "-o", str(x8), "--codec", "ffv1", "--model", "video", "--no-stabilize", "--ensemble", "-q"]) == 0
+    assert len(views) == 6  # once per frame
+    a, b = decoded_rgb(plain), decoded_rgb(x8)
+    assert len(a) == len(b) == 6 and frame_times(x8) == frame_times(src)
+    assert any(not np.array_equal(p, q) for p, q in zip(a, b))
+    assert 0 < np.mean([np.abs(p.astype(int) - q).mean() for p, q in zip(a, b)]) < 2  # the same restoration, averaged
+    with pytest.raises(KeyboardInterrupt):  # a job started without the ensemble is not finished with it
+        _run(src, tmp_path / "out.mkv", _Interrupt(identity, 5), segment_frames=4)
+    with pytest.raises(VideoError, match="ensemble changed"):
+        _run(src, tmp_path / "out.mkv", Restorer(str(identity.model_path), device="cpu", ensemble=True), segment_frames=4, resume=True)
+
+
+def test_ensemble_refuses_a_multi_frame_model(tmp_path, multiframe, capsys):
+    src = make_video(tmp_path / "in.mkv", n=2, audio=False, subtitles=False)
+    assert main(["video", str(src), "-o", str(tmp_path / "out.mkv"), "--model", str(multiframe.model_path), "--ensemble", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "multi-frame model" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out.mkv").exists()
 
 
 def test_truncated_input_restores_what_decodes_and_reports_it(tmp_path, identity, capsys):

@@ -65,7 +65,8 @@ class Restorer:
     ``strength`` (0 to 2): 1 is the model as trained; 0 gives the input back, 0.5 half of the
     model's correction; above 1 the result is also slightly blurred (``_strengthen``).
     ``ensemble``: the mean of the restorations of the picture's eight flips and rotations, mapped
-    back (the restoration literature's x8 self-ensemble): more fidelity for 8x the time; stills only.
+    back (the restoration literature's x8 self-ensemble): more fidelity for 8x the time; stills, and
+    video frames restored by single-frame models.
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = TILE, tile_overlap: int = TILE_OVERLAP, backend: str = "torch",
@@ -168,7 +169,7 @@ class Restorer:
         None: the picture stands alone)."""
         if self.ensemble:
             if neighbours is not None:
-                raise ValueError("the self-ensemble is for still pictures, not for a frame with neighbours")
+                raise ValueError("the self-ensemble restores single frames, not a frame with its neighbours")
             return self._restore_ensemble(rgb, on_tile, hint)
         return self._restore_once(rgb, on_tile, inplace, hint, neighbours)
 

@@ -72,11 +72,11 @@ class VideoReport:
     notes: list[str] = field(default_factory=list)  # what the output does not keep of the input (VideoInfo.notes)
 
 
-def _job_signature(src: Path, model_file: Path, options: VideoOptions, strength: float) -> dict:
+def _job_signature(src: Path, restorer, options: VideoOptions) -> dict:
     st = src.stat()
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(restorer.model_path.read_bytes()).hexdigest()[:16]
     return {"input": str(src.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "model_sha256": digest,
-            "strength": strength, **asdict(options)}
+            "strength": restorer.strength, "ensemble": restorer.ensemble, **asdict(options)}
 
 
 def _prepare_work_dir(work: Path, signature: dict, resume: bool) -> None:
@@ -272,7 +272,7 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     work = dst.parent / f".{dst.name}.revamp-work"
     try:
         if rank == 0:
-            _prepare_work_dir(work, _job_signature(src, restorer.model_path, options, restorer.strength), resume)
+            _prepare_work_dir(work, _job_signature(src, restorer, options), resume)
         if dist:
             dist.barrier()
         report = VideoReport(notes=info.notes())
