@@ -210,6 +210,34 @@ def test_ensemble_refuses_a_multi_frame_model(tmp_path, multiframe, capsys):
     assert "multi-frame model" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out.mkv").exists()
 
 
+@pytest.mark.parametrize("fmt, space, full", [("yuv420p", "smpte170m", False), ("yuv444p", "itu709", False),
+                                              ("yuvj420p", "smpte170m", True), ("yuv420p10le", "bt2020", False), ("yuv422p10le", "itu709", False)])
+def test_decoded_frames_become_rgb_without_bias_or_lost_luma(fmt, space, full):
+    """frame_to_rgb converts planar Y'CbCr by the exact matrix: no shift in level (swscale's fast
+    path, as PyAV calls it, makes its RGB about 1.3 levels darker) and the Y of the RGB is the
+    frame's Y plane, but for rounding."""
+    from revamp.video.io import RANGE_FULL, RANGE_LIMITED, SPACE_BT709, SPACE_BT2020, SPACE_SMPTE170M, VideoInfo, frame_to_rgb
+
+    src = natural_image(96, 128, seed=4)
+    frame = av.VideoFrame.from_ndarray(src, format="rgb24").reformat(format=fmt, dst_colorspace=space,
+                                                                     dst_color_range="JPEG" if full else "MPEG")
+    code = {"smpte170m": SPACE_SMPTE170M, "itu709": SPACE_BT709, "bt2020": SPACE_BT2020}[space]
+    info = VideoInfo(time_base=Fraction(1, 25), rate=None, frames=0, duration_s=None, colorspace=code,
+                     color_range=RANGE_FULL if full else RANGE_LIMITED, color_primaries=1, color_trc=1, sample_aspect_ratio=None, rotation=0)
+    rgb = frame_to_rgb(frame, info).astype(np.float64)
+    if not full:  # (swscale's own full-range encoding scales chroma otherwise than H.273 says: Y only)
+        assert np.all(np.abs((rgb - src).reshape(-1, 3).mean(axis=0)) < 0.3)  # no shift in level
+        swscale = frame.reformat(format="rgb24", src_colorspace=space, src_color_range="MPEG").to_ndarray()
+        assert np.abs(rgb - src).mean() < np.abs(swscale.astype(np.float64) - src).mean() + 0.3  # chroma as coarse as the frame's
+    kr, kb = {"smpte170m": (0.299, 0.114), "itu709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}[space]
+    y = (kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]) / 255
+    bits = 10 if "10" in fmt else 8
+    plane = np.frombuffer(frame.planes[0], np.dtype("<u2") if bits > 8 else np.uint8,
+                          count=frame.planes[0].line_size // (2 if bits > 8 else 1) * 96).reshape(96, -1)[:, :128].astype(np.float64)
+    plane = plane / (2**bits - 1) if full else (plane / 2 ** (bits - 8) - 16) / 219
+    assert np.abs(y - plane).max() < 1.5 / 219  # rounding to 8-bit RGB only
+
+
 def test_truncated_input_restores_what_decodes_and_reports_it(tmp_path, identity, capsys):
     src = make_video(tmp_path / "in.mkv", n=30)
     data = src.read_bytes()
@@ -493,8 +521,11 @@ def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
     src = make_video(tmp_path / "in.mkv", clean, options={"qp": "37", "bframes": "2"}, audio=False, subtitles=False)
     frames = tmp_path / "frames"
     frames.mkdir()
-    for i, rgb in enumerate(decoded_rgb(src)):  # BT.601 limited, as revamp video decodes this clip
-        Image.fromarray(rgb).save(frames / f"{i:03d}.png")
+    from revamp.video.io import frame_to_rgb
+
+    with av.open(str(src)) as c:  # as revamp video decodes this clip
+        for i, frame in enumerate(c.decode(video=0)):
+            Image.fromarray(frame_to_rgb(frame)).save(frames / f"{i:03d}.png")
     assert main(["video", str(src), "-o", str(tmp_path / "out.mkv"), "--codec", "ffv1", "--model", "default", "-q"]) == 0
     assert main(["image", str(frames), "-o", str(tmp_path / "images"), "-q"]) == 0
 
@@ -524,10 +555,10 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
         assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # FFmpeg exports no HEVC quantisers
     elif codec == "libx264":
         assert expected[0] <= qp <= expected[1]  # x264 codes I frames at QP-3 and B frames at QP+2
-        assert output_crf(qp) == OUTPUT_CRF_MAX
+        assert OUTPUT_CRF_MAX - 4 <= output_crf(qp) <= OUTPUT_CRF_MAX
     else:  # MPEG-2 at the encoder's default rate: some quantiser is read
         assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX
-    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 8 and output_crf(50) == OUTPUT_CRF_MAX
+    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 5 and output_crf(50) == OUTPUT_CRF_MAX
 
 
 def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
