@@ -76,13 +76,14 @@ def main() -> None:
         per: dict[str, list[tuple[float, float]]] = {}
         for name, refs in clips.items():
             steps: list[float] = []
-            compressed = video_roundtrip(refs, kind, q, steps=steps)
+            luma: list[np.ndarray] = []
+            compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma)
             restored = restore_clip(restorer, compressed, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]), look_ahead=0)
             pixels = len(refs) * refs[0].shape[0] * refs[0].shape[1]
             for label, codec, crf in [("ffv1", "ffv1", None)] + [(f"{args.codec} crf {c}", args.codec, c) for c in crfs]:
                 planes, size = encode_decode(restored, codec, crf)
                 per.setdefault(label, []).append((psnr_y(planes, refs), 8 * size / pixels))
-            per.setdefault("input", []).append((psnr_y([rgb_to_y(f) for f in compressed], refs), float("nan")))
+            per.setdefault("input", []).append((psnr_y(luma, refs), float("nan")))  # the decoded Y planes
         lossless = float(np.mean([p for p, _ in per["ffv1"]]))
         for label, values in per.items():
             mean = float(np.mean([p for p, _ in values]))

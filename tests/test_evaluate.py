@@ -101,6 +101,36 @@ def test_mismatch_degradations_tell_the_lighter_compression():
     assert file_hint("h264-reencoded", 40, 64, 96).planes(0, 8, 0, 8)[0].mean() < file_hint("h264", 40, 64, 96).planes(0, 8, 0, 8)[0].mean()
 
 
+def test_eval_video_measures_the_decoded_y_planes_not_a_y_recomputed_from_rgb(tmp_path):
+    """The compressed row is the file's own Y plane (as the video papers measure it); Y recomputed
+    from an 8-bit RGB decode differs (clipped out-of-gamut colours, rounding), and a model's
+    output is measured as `revamp video` writes it."""
+    from videos import moving_frames
+
+    from revamp.data.degrade import video_roundtrip
+    from revamp.evaluation.video import evaluate_video, written_luma
+    from revamp.metrics import psnr, rgb_to_y
+
+    frames = moving_frames(4, 64, 96, seed=3)
+    frames = [np.clip(f.astype(int) * 2 - 128, 0, 255).astype(np.uint8) for f in frames]  # saturated colours
+    data = tmp_path / "clips" / "sat"
+    data.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(data / f"{i:03d}.png")
+    summary = evaluate_video({}, data.parent, [("h264", 37)], tmp_path / "res", max_frames=4, baseline="none", quiet=True)
+    row = next(r for r in summary["rows"] if r["method"] == "compressed")
+    luma: list = []
+    rgb = video_roundtrip(frames, "h264", 37, luma=luma)
+    planes = np.mean([psnr(y.astype(np.float64), rgb_to_y(f)) for y, f in zip(luma, frames)])
+    from_rgb = np.mean([psnr(d, f, channel="y") for d, f in zip(rgb, frames)])
+    assert row["psnr_y"] == pytest.approx(planes, abs=1e-9) and abs(planes - from_rgb) > 0.01
+    written = next(r for r in summary["rows"] if r["method"] == "ffmpeg deblock")["psnr_y"]
+    from revamp.evaluation.video import ffmpeg_deblock
+
+    assert written == pytest.approx(np.mean([psnr(y.astype(np.float64), rgb_to_y(f)) for y, f in
+                                             zip(written_luma(ffmpeg_deblock(rgb)), frames)]), abs=1e-9)
+
+
 def test_eval_video_on_clips(tmp_path):
     """`revamp eval --video`: a folder of frame images and a video file, H.264 and MPEG-2, every row and metric."""
     from videos import make_video, moving_frames

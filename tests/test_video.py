@@ -524,10 +524,10 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
         assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # FFmpeg exports no HEVC quantisers
     elif codec == "libx264":
         assert expected[0] <= qp <= expected[1]  # x264 codes I frames at QP-3 and B frames at QP+2
-        assert output_crf(qp) == OUTPUT_CRF_MAX
+        assert OUTPUT_CRF_MAX - 4 <= output_crf(qp) <= OUTPUT_CRF_MAX
     else:  # MPEG-2 at the encoder's default rate: some quantiser is read
         assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX
-    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 8 and output_crf(50) == OUTPUT_CRF_MAX
+    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 5 and output_crf(50) == OUTPUT_CRF_MAX
 
 
 def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():

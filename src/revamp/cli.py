@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from revamp.defaults import STABILIZE, STRENGTH, TILE, TILE_OVERLAP, VIDEO_TILE
+from revamp.defaults import OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, STABILIZE, STRENGTH, TILE, TILE_OVERLAP, VIDEO_TILE
 from revamp.imageio import MAX_PIXELS
 from revamp.models.registry import VIDEO_MODEL
 from revamp.video.io import PIPE
@@ -474,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("-s", "--scale", "--outscale", dest="scale", type=int, choices=[2, 4], help="upscale x2 or x4 (picks the sr2x/sr4x model)")
     video.add_argument("--codec", default="h264", choices=["h264", "h265", "ffv1", "prores"], help="output codec (default h264)")
     video.add_argument("--crf", type=_number(int, low=0, high=51), help="quality for h264/h265 (lower is better; default: from the input's quantisers, "
-                                                 "fine enough to keep the restoration, 4-12)")
+                                                 f"fine enough to keep the restoration, {OUTPUT_CRF_MIN}-{OUTPUT_CRF_MAX})")
     video.add_argument("--deinterlace", nargs="?", const="bwdif", choices=["bwdif", "yadif"], help="deinterlace first (default filter bwdif)")
     video.add_argument("--stabilize", type=_number(float, low=0, below=1), default=STABILIZE, metavar="S",
                        help=f"temporal stabilisation strength in [0, 1) (default {STABILIZE})")

@@ -99,10 +99,11 @@ DEFAULT_PRESETS = {"h264": "veryfast", "h265": "ultrafast"}
 
 
 def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2, steps: list | None = None,
-                    preset: str | None = None) -> list[np.ndarray]:
+                    preset: str | None = None, luma: list | None = None) -> list[np.ndarray]:
     """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
     them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order; the
-    mean quantiser step of each is appended to ``steps`` if given (``_decoded_step``). ``preset``:
+    mean quantiser step of each is appended to ``steps`` if given (``_decoded_step``), and its
+    decoded Y plane (uint8, before any conversion to RGB) to ``luma``. ``preset``:
     x264/x265's (default DEFAULT_PRESETS; slower presets filter and decide more, so their
     artifacts differ). x264 takes no ``bframes`` option (FFmpeg's name is ``bf``), so its
     preset's B frames apply (3, as a B pyramid); kept so that measured numbers reproduce."""
@@ -143,6 +144,8 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
             p.opaque = hevc.picture_qp(bytes(p))
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     out = [f.to_ndarray(format="rgb24") for f in decoded]
+    if luma is not None:
+        luma += [f.to_ndarray(format="yuv420p")[:h] for f in decoded]
     if steps is not None:
         steps += [_decoded_step(f, codec, q) for f in decoded]
     if len(out) != len(frames):

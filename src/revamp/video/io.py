@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from revamp.defaults import OUTPUT_CRF_BLIND, OUTPUT_CRF_MARGIN, OUTPUT_CRF_MAX, OUTPUT_CRF_MIN
 from revamp.hevc import HevcQuantisers
 
 # FFmpeg's AVColorSpace / AVColorRange numbers (as PyAV reports them).
@@ -281,15 +282,6 @@ def check_output(path: Path, codec: str) -> None:
     suffixes = CODECS[codec][3]
     if path.suffix.lower() not in suffixes:
         raise VideoError(f"{path.name}: {codec} needs a {' or '.join(sorted(suffixes))} file")
-
-
-# Re-encoding must not eat the restoration: on Vid4, a restored clip written with x264 (psycho-visual
-# tuning and adaptive quantisation off, as below) at CRF c = the input's H.264-equivalent QP - 24,
-# within 3-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27: CRF 3, 0.028 dB; QP 32:
-# CRF 8, 0.015; QP 37 and 42: CRF 12, 0.010 and 0.015; bench/output_quality.py, docs/video.md).
-# Other inputs get OUTPUT_CRF_BLIND (HEVC too: its slice QPs are read, but this rule was measured on
-# H.264; at CRF 10 an H.265 QP37 input lost nothing).
-OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 24, 3, 12, 10
 
 
 def output_crf(input_qp: float | None) -> int:
