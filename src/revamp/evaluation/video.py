@@ -5,9 +5,9 @@ error, tOF, tLP, on RGB) that show flicker. The Y planes are the files' own: the
 input's as decoded, every other row's as `revamp video` writes it losslessly (BT.601, limited
 range, yuv420p); the reference is BT.601 Y of the original RGB frames. Y computed from the
 compressed input's 8-bit RGB as FFmpeg's fast conversion makes it (swscale as PyAV calls it)
-sits up to 0.14 dB lower on Vid4 (H.264 QP27 0.14, QP37 0.01, H.265 QP37 0.06): that RGB is
-1-1.5 levels too dark and coarsely rounded, which a model trained on such frames undoes, and
-which would be counted as its gain.
+sits up to 0.32 dB lower on Vid4 (H.264 QP27 0.14, QP37 0.01; H.265 QP27 0.32, QP37 0.06): that
+RGB is 1-1.5 levels too dark and coarsely rounded, which a model trained on such frames undoes,
+and which would be counted as its gain.
 
 Rows: the compressed input; FFmpeg's `deblock` filter (in the av wheel's FFmpeg, default
 settings, on the YUV 4:4:4 version of each frame); FFmpeg's `spp` (system ffmpeg, qp tuned on
