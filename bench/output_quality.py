@@ -17,20 +17,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from revamp.data.degrade import video_roundtrip
-from revamp.evaluation.video import clip_hints, load_clips, restore_clip
+from revamp.evaluation.video import BT601, clip_hints, load_clips, restore_clip
 from revamp.inference.restorer import Restorer
 from revamp.metrics import rgb_to_y
-from revamp.video.io import CODECS, RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, open_encoder_stream, rgb_to_frame
-
-SD_INFO = VideoInfo(time_base=Fraction(1, 25), rate=Fraction(25), frames=0, duration_s=None, colorspace=SPACE_SMPTE170M,
-                    color_range=RANGE_LIMITED, color_primaries=6, color_trc=6, sample_aspect_ratio=None, rotation=0)
+from revamp.video.io import CODECS, open_encoder_stream, rgb_to_frame
 
 
 def encode_decode(frames: list[np.ndarray], codec: str, crf: int | None) -> tuple[list[np.ndarray], int]:
@@ -38,10 +34,10 @@ def encode_decode(frames: list[np.ndarray], codec: str, crf: int | None) -> tupl
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
     with av.open(buf, "w", format="matroska") as container:
-        stream = open_encoder_stream(container, codec, crf, SD_INFO, w, h)
+        stream = open_encoder_stream(container, codec, crf, BT601, w, h)
         for i, rgb in enumerate(frames):
-            frame = rgb_to_frame(rgb, CODECS[codec][1], SD_INFO)
-            frame.pts, frame.time_base = i, SD_INFO.time_base
+            frame = rgb_to_frame(rgb, CODECS[codec][1], BT601)
+            frame.pts, frame.time_base = i, BT601.time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

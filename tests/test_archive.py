@@ -121,7 +121,12 @@ def test_a_killed_worker_leaves_no_partial_output_and_the_next_run_finishes(tmp_
         with Image.open(p) as im:
             im.load()
     unfinished = next(n for n in ("0.png", "1.png", "2.png") if n not in finished)
-    (out / f".{unfinished}.x1y2z3.part").write_bytes(b"half a picture")  # as a kill during its write leaves it
+    from revamp.inference.batch import Claim
+
+    claim = Claim(out / unfinished).path  # as a kill during its write leaves them: the claim file and the temporary
+    claim.parent.mkdir(exist_ok=True)
+    claim.touch()
+    (out / f".{unfinished}.x1y2z3.part").write_bytes(b"half a picture")
     again = _worker([str(src), "-o", str(out), "--tile", "256"])
     assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]  # the temporaries are gone too

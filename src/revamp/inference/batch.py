@@ -55,10 +55,14 @@ class Claim:
     def __init__(self, target: Path):
         self.path = target.parent / CLAIMS / (hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32] + ".lock")
         self.fd: int | None = None
+        # The claim file was there already: its last holder was killed (or has just finished). Racy,
+        # but it only decides whether run_batch looks for a killed writer's leftovers.
+        self.inherited = False
 
     def acquire(self) -> bool:
         for _ in range(5):  # another worker may remove the folder between our mkdir and open
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.inherited = self.path.exists()
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 break
@@ -151,10 +155,12 @@ def run_batch(restorer, jobs: list[Job], fmt: str, overwrite: bool, quiet: bool 
             report.claimed.append(job.source)
             continue
         try:
-            # A worker killed mid-write (kill -9, power loss) leaves its temporary behind; the claim's
-            # holder is the only writer of this output, so the leftovers are safe to remove.
-            for stale in job.target.parent.glob(f".{glob.escape(job.target.name)}.*.part"):
-                stale.unlink(missing_ok=True)
+            # A worker killed mid-write (kill -9, power loss) leaves its claim file and its temporary
+            # behind; the claim's holder is the only writer of this output, so the leftovers are safe
+            # to remove (looked for only then: the search lists the whole folder).
+            if claim.inherited:
+                for stale in job.target.parent.glob(f".{glob.escape(job.target.name)}.*.part"):
+                    stale.unlink(missing_ok=True)
             if job.target.exists() and not overwrite:  # another worker finished it since we looked
                 report.skipped.append(job.source)
                 continue
