@@ -181,15 +181,19 @@ def yuv_to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.nd
         cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
     top, half = 2**bits - 1, 2 ** (bits - 1)
     if color_range == RANGE_FULL:
-        y, cb, cr = y / top, (cb - half) / top, (cr - half) / top
+        black, y_scale, c_scale = 0, 255 / top, 255 / top
     else:
         s = 2 ** (bits - 8)
-        y, cb, cr = (y - 16 * s) / (219 * s), (cb - half) / (224 * s), (cr - half) / (224 * s)
+        black, y_scale, c_scale = 16 * s, 255 / (219 * s), 255 / (224 * s)
     kr, kb = _KR_KB.get(colorspace, _KR_KB[SPACE_BT709])
-    r = y + (2 - 2 * kr) * cr
-    b = y + (2 - 2 * kb) * cb
-    g = (y - kr * r - kb * b) / (1 - kr - kb)
-    return np.clip(np.rint(np.stack([r, g, b], axis=-1) * 255), 0, 255).astype(np.uint8)
+    kg = 1 - kr - kb
+    # R = Y + (2 - 2 Kr) Cr, B = Y + (2 - 2 Kb) Cb, G = (Y - Kr R - Kb B) / Kg; one affine map.
+    matrix = np.array([[y_scale, 0, (2 - 2 * kr) * c_scale],
+                       [y_scale, -kb * (2 - 2 * kb) / kg * c_scale, -kr * (2 - 2 * kr) / kg * c_scale],
+                       [y_scale, (2 - 2 * kb) * c_scale, 0]])
+    offset = -matrix @ np.array([black, half, half])
+    rgb = cv2.transform(cv2.merge([y, cb, cr]), np.hstack([matrix, offset[:, None]]))
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
