@@ -73,8 +73,9 @@ def main() -> None:
         for name, refs in clips.items():
             steps: list[float] = []
             luma: list[np.ndarray] = []
-            compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma)
-            restored = restore_clip(restorer, compressed, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]), look_ahead=0)
+            fast: list[np.ndarray] = []
+            compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma, fast=fast)
+            restored = restore_clip(restorer, compressed if restorer.exact_video_rgb else fast, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]), look_ahead=0)
             pixels = len(refs) * refs[0].shape[0] * refs[0].shape[1]
             for label, codec, crf in [("ffv1", "ffv1", None)] + [(f"{args.codec} crf {c}", args.codec, c) for c in crfs]:
                 planes, size = encode_decode(restored, codec, crf)

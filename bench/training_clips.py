@@ -43,10 +43,11 @@ def mean_psnr_y(frames: list[np.ndarray], refs: list[np.ndarray]) -> float:
                           for f, r in zip(frames, refs)]))
 
 
-def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS) -> Iterator[tuple[str, int, Iterator[tuple]]]:
+def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS, exact: bool = True) -> Iterator[tuple[str, int, Iterator[tuple]]]:
     """Per degradation: (kind, q, its clips), each clip as (references, compressed frames, the
     quantiser step per frame, the hints `revamp video` reads); a degradation's clips are only
-    compressed when iterated."""
+    compressed when iterated. ``exact``: the frames in RGB by the exact conversion, else by
+    FFmpeg's fast one (revamp.models.files.exact_video_rgb)."""
     clips = load_clips(Path(args.data), args.frames)
     if args.codecs:
         degradations = [(kind, q) for kind, q in degradations if kind in args.codecs.split(",")]
@@ -54,7 +55,9 @@ def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS) -> Ite
     def one(kind: str, q: int):
         for refs in clips.values():
             steps: list[float] = []
-            comp = video_roundtrip(refs, kind, q, steps=steps)
+            fast: list[np.ndarray] = []
+            comp = video_roundtrip(refs, kind, q, steps=steps, fast=fast)
+            comp = comp if exact else fast
             yield refs, comp, steps, clip_hints(kind, steps, *refs[0].shape[:2])
 
     for kind, q in degradations:
@@ -65,7 +68,7 @@ def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterato
     """compressed_clips of DEGRADATIONS, each clip with its frame-by-frame restorations as well,
     those `revamp video` makes before its stabiliser."""
     restorer = Restorer(args.model, backend="torch")
-    for kind, q, clips in compressed_clips(args):
+    for kind, q, clips in compressed_clips(args, exact=restorer.exact_video_rgb):
         yield kind, q, ((*clip, [restore_video_frame(restorer, c, h) for c, h in zip(clip[1], clip[3])]) for clip in clips)
 
 

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 from conftest import natural_image
-from videos import decoded_rgb, frame_times, make_video, moving_frames, packet_digests
+from videos import decoded_rgb, frame_times, make_video, moving_frames, packet_digests, y_planes
 
 from revamp.cli import main
 from revamp.inference.restorer import Restorer
@@ -118,7 +118,7 @@ class _Interrupt:
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
         self.neighbour_quality = restorer.neighbour_quality
-        self.blind_codecs, self.ensemble = restorer.blind_codecs, restorer.ensemble
+        self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -466,6 +466,31 @@ def test_shipped_models_name_the_codecs_they_learnt_blind():
 
     assert blind("video") == {"h265"}  # trained with H.265 blind: `revamp video` withholds its slice QPs
     assert blind("default") == frozenset()  # trained with H.265 told its step
+
+
+def test_each_model_is_given_video_frames_in_rgb_as_it_learnt_them(tmp_path, identity, monkeypatch):
+    """Models trained on FFmpeg's fast YUV->RGB conversion (about 1.3 levels darker; their recipes
+    predate ``video_rgb``) learnt to brighten its frames back and are given frames through it; the
+    others get the exact conversion. The identity model shows which one `revamp video` used."""
+    from revamp.models.files import exact_video_rgb, read_metadata
+    from revamp.models.registry import resolve_model
+
+    def exact(name):
+        return exact_video_rgb(json.loads(read_metadata(resolve_model(name))["recipe"]))
+
+    assert exact("full-psnr")  # TEMP trained with the exact conversion / never on video
+    assert not exact("default") and not exact("full") and not exact("sr2x")  # trained on video frames before it
+    assert exact_video_rgb({"degradation": {"video": {"prob": 0.25}}, "video_rgb": "exact"})
+    assert not exact_video_rgb({"degradation": {"video": {"prob": 0.25}}}) and not exact_video_rgb({"clips": ["clips/"]})
+
+    src = make_video(tmp_path / "in.mkv", codec="ffv1", n=4, audio=False, subtitles=False)
+    level = {}
+    for flag in (True, False):
+        monkeypatch.setattr(identity, "exact_video_rgb", flag)
+        _run(src, tmp_path / f"out-{flag}.mkv", identity, codec="ffv1", stabilize=0)
+        level[flag] = np.mean([luma.mean() for luma in y_planes(tmp_path / f"out-{flag}.mkv")])
+    source = np.mean([luma.mean() for luma in y_planes(src)])
+    assert abs(level[True] - source) < 0.3 and level[False] < source - 0.7
 
 
 def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabiliser_all_of_it(monkeypatch):

@@ -85,6 +85,12 @@ def decoded_rgb(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+def y_planes(path: Path) -> list[np.ndarray]:
+    """The decoded Y plane of each frame (8-bit 4:2:0 files)."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv420p")[: f.height].astype(np.float64) for f in c.decode(video=0)]
+
+
 def packet_digests(path: Path, kind: str) -> list[tuple]:
     """(pts, duration, md5) of the non-empty packets of the first stream of ``kind``."""
     with av.open(str(path)) as c:

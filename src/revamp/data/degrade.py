@@ -15,7 +15,7 @@ from PIL import Image
 
 from revamp.codec import QP_MAP_CODECS, h26x_step, hint_for_video_frame, ijg_table, jpeg_step, mpeg_step
 from revamp.hevc import HevcQuantisers
-from revamp.video.io import RANGE_LIMITED, SPACE_SMPTE170M, yuv_to_rgb
+from revamp.video.io import RANGE_LIMITED, SPACE_SMPTE170M, decoded_rgb
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
@@ -100,11 +100,13 @@ DEFAULT_PRESETS = {"h264": "veryfast", "h265": "ultrafast"}
 
 
 def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12, bframes: int = 2, steps: list | None = None,
-                    preset: str | None = None, luma: list | None = None) -> list[np.ndarray]:
+                    preset: str | None = None, luma: list | None = None, fast: list | None = None) -> list[np.ndarray]:
     """Encode RGB frames (even sizes) to ``codec`` at constant quantiser ``q`` in yuv420p and decode
-    them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order; the
-    mean quantiser step of each is appended to ``steps`` if given (``_decoded_step``), and its
-    decoded Y plane (uint8, before any conversion to RGB) to ``luma``. ``preset``:
+    them again with FFmpeg's libraries (PyAV). Returns the decoded frames in display order (RGB by
+    the exact conversion, revamp.video.io.yuv_to_rgb); the mean quantiser step of each is appended
+    to ``steps`` if given (``_decoded_step``), its decoded Y plane (uint8, before any conversion to
+    RGB) to ``luma``, and its RGB by FFmpeg's fast conversion to ``fast`` (what models trained on
+    that conversion are given: revamp.models.files.exact_video_rgb). ``preset``:
     x264/x265's (default DEFAULT_PRESETS; slower presets filter and decide more, so their
     artifacts differ). x264 takes no ``bframes`` option (FFmpeg's name is ``bf``), so its
     preset's B frames apply (3, as a B pyramid); kept so that measured numbers reproduce."""
@@ -144,7 +146,9 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         for p in packets:
             p.opaque = hevc.picture_qp(bytes(p))
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
-    out = [yuv_to_rgb(f, SPACE_SMPTE170M, RANGE_LIMITED) for f in decoded]  # as `revamp video` converts (swscale's default matrix)
+    out = [decoded_rgb(f, SPACE_SMPTE170M, RANGE_LIMITED) for f in decoded]  # the matrix of the reformat above
+    if fast is not None:
+        fast += [decoded_rgb(f, SPACE_SMPTE170M, RANGE_LIMITED, exact=False) for f in decoded]
     if luma is not None:
         luma += [f.to_ndarray(format="yuv420p")[:h] for f in decoded]
     if steps is not None:

@@ -12,7 +12,9 @@ and which would be counted as its gain.
 Rows: the compressed input; FFmpeg's `deblock` filter (in the av wheel's FFmpeg, default
 settings, on the YUV 4:4:4 version of each frame); FFmpeg's `spp` (system ffmpeg, qp tuned on
 the clip's first frames: optimistic); each model frame by frame, and each model with the
-temporal stabiliser.
+temporal stabiliser. Each model is given the compressed frames in RGB as `revamp video` gives them
+to it: converted exactly, or, for a model trained on FFmpeg's fast conversion, by that conversion
+(revamp.models.files.exact_video_rgb).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, rgb_to_y, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
 from revamp.video.flow import dis_flow
-from revamp.video.io import RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, filter_graph, frame_to_rgb, rgb_to_frame, yuv_to_rgb
+from revamp.video.io import RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, decoded_rgb, filter_graph, frame_to_rgb, rgb_to_frame
 from revamp.video.job import restore_sequence
 from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import LOOK_AHEAD, TemporalStabilizer
@@ -71,7 +73,7 @@ def ffmpeg_deblock(frames: list[np.ndarray]) -> list[np.ndarray]:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
         frame.pts = i
         graph.push(frame)
-        out.append(yuv_to_rgb(graph.pull(), SPACE_SMPTE170M, RANGE_LIMITED))  # the matrix of the reformat above
+        out.append(decoded_rgb(graph.pull(), SPACE_SMPTE170M, RANGE_LIMITED))  # the matrix of the reformat above
     return out
 
 
@@ -146,10 +148,11 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         refs = clips[name]
         steps: list[float] = []
         luma: list[np.ndarray] = []
+        fast: list[np.ndarray] = []  # the same frames as models trained on FFmpeg's fast conversion are given them
         if kind == "h264-reencoded":  # damaged at QP q, then re-encoded lightly: the file tells QP 22
-            compressed = video_roundtrip(video_roundtrip(refs, "h264", q), "h264", REENCODE_QP, steps=steps, luma=luma)
+            compressed = video_roundtrip(video_roundtrip(refs, "h264", q), "h264", REENCODE_QP, steps=steps, luma=luma, fast=fast)
         else:
-            compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma)
+            compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma, fast=fast)
         hints = clip_hints(kind, steps, *refs[0].shape[:2])
         flows = reference_flows(refs)
         methods = {"compressed": compressed, "ffmpeg deblock": ffmpeg_deblock(compressed)}
@@ -157,9 +160,10 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
             methods["ffmpeg spp"], qp = ffmpeg_spp(compressed, refs)
             notes.append(f"{name} {kind} QP{q}: spp qp {qp}")
         for label, restorer in models.items():
-            methods[label] = restore_clip(restorer, compressed, 0.0, hints)
+            given = compressed if restorer.exact_video_rgb else fast
+            methods[label] = restore_clip(restorer, given, 0.0, hints)
             if stabilize:
-                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, compressed, stabilize, hints,
+                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, given, stabilize, hints,
                                                                               "h264" if kind == "h264-reencoded" else kind)
         for method, frames in methods.items():
             rows.append({"clip": name, "frames": len(refs), "size": f"{refs[0].shape[1]}x{refs[0].shape[0]}",

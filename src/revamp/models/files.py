@@ -16,6 +16,8 @@ from revamp.models.unet import UNetConfig, UNetGenerator, fold_spectral_norm
 
 FORMAT = "revamp-model/1"
 ARCHITECTURE = "unet-dynamic"
+# How training converts decoded video frames to RGB, recorded in each recipe (exact_video_rgb).
+VIDEO_RGB = "exact"
 
 
 class ModelFileError(ValueError):
@@ -80,6 +82,17 @@ def blind_video_codecs(recipe: dict) -> frozenset[str]:
     """The video codecs (h264, h265, mpeg2, mpeg4) whose frames the model's last training run showed
     it without their quantisers (``degradation.video.blind_codecs``)."""
     return frozenset(((recipe.get("degradation") or {}).get("video") or {}).get("blind_codecs") or ())
+
+
+def exact_video_rgb(recipe: dict) -> bool:
+    """Whether the model learnt from decoded video frames converted to RGB exactly
+    (revamp.video.io.yuv_to_rgb: every run that records ``video_rgb: exact``). A model trained on
+    video frames before that saw them through FFmpeg's fast conversion, 1-1.5 levels darker, learnt
+    to brighten them back and is given them that way (revamp.video.io.frame_to_rgb); one that
+    never saw a video frame is given the exact ones."""
+    if "video_rgb" in recipe:
+        return recipe["video_rgb"] == VIDEO_RGB
+    return not (((recipe.get("degradation") or {}).get("video") or {}).get("prob") or recipe.get("clips"))
 
 
 def _whole_transfer(run: dict) -> bool:

@@ -11,7 +11,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from revamp.models.files import read_metadata, save_model
+from revamp.models.files import VIDEO_RGB, read_metadata, save_model
 from revamp.models.unet import UNetConfig, UNetGenerator, load_encoder_weights
 from revamp.train.common import StageTrainer
 from revamp.train.losses import WeightedLoss
@@ -103,6 +103,7 @@ def recipe(trainer: GeneratorOutputs, stage: str, extra: dict | None = None) -> 
         "processes": trainer.dist.world,
         "hours": round(trainer.state["seconds"] / 3600, 3),
         "best_val": trainer.state["best"],
+        "video_rgb": VIDEO_RGB,
         **(extra or {}),
         "init_recipe": trainer.source_recipe,
     }

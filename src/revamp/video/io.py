@@ -142,16 +142,23 @@ def describe(container, first: av.VideoFrame | None) -> VideoInfo:
     )
 
 
-def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo | None = None) -> np.ndarray:
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo | None = None, exact: bool = True) -> np.ndarray:
     """uint8 RGB of a decoded frame by the stream's colour tags (``info``; None: the frame's own,
     untagged ones guessed as for a stream)."""
     space = info.colorspace if info else _guess_colorspace(int(frame.colorspace), frame.height)
     crange = info.color_range if info else _guess_range(int(frame.color_range), frame.format.name)
-    rgb = yuv_to_rgb(frame, space, crange)
-    if rgb is not None:
-        return rgb
-    rgb = frame.reformat(format="rgb24", src_colorspace=_SWS_SPACE[space], src_color_range=_SWS_RANGE[crange], interpolation="BICUBIC")
-    return rgb.to_ndarray()
+    return decoded_rgb(frame, space, crange, exact)
+
+
+def decoded_rgb(frame: av.VideoFrame, colorspace: int, color_range: int, exact: bool = True) -> np.ndarray:
+    """uint8 RGB of a decoded frame with the given matrix and range: ``exact`` (yuv_to_rgb), or
+    FFmpeg's fast conversion, which models trained on it expect (revamp.models.files.exact_video_rgb);
+    layouts yuv_to_rgb does not take always go through FFmpeg."""
+    rgb = yuv_to_rgb(frame, colorspace, color_range) if exact else None
+    if rgb is None:
+        rgb = frame.reformat(format="rgb24", src_colorspace=_SWS_SPACE[colorspace], src_color_range=_SWS_RANGE[color_range],
+                             interpolation="BICUBIC").to_ndarray()
+    return rgb
 
 
 # Kr, Kb of each matrix (ITU-T H.273): Y' = Kr R' + (1 - Kr - Kb) G' + Kb B'.

@@ -186,15 +186,15 @@ def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, c
     `revamp video` paths restore it."""
     n = restorer.neighbours
     if not n:
-        return frame_to_rgb(frame, info), hint_for_video_frame(frame, codec), None, item
+        return frame_to_rgb(frame, info, restorer.exact_video_rgb), hint_for_video_frame(frame, codec), None, item
     rgbs = [c[0] if c else None for c in context]
     steps = [c[1].mean_step if c else None for c in context] if restorer.neighbour_quality else None
     return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps, restorer.neighbour_quality), item
 
 
-def _rgb_and_hint(info: VideoInfo, codec: str):
+def _rgb_and_hint(info: VideoInfo, codec: str, exact: bool):
     """What _with_context keeps of each decoded frame for multi-frame models."""
-    return lambda frame: (frame_to_rgb(frame, info), hint_for_video_frame(frame, codec))
+    return lambda frame: (frame_to_rgb(frame, info, exact), hint_for_video_frame(frame, codec))
 
 
 def _output_size(frame: av.VideoFrame, scale: int) -> tuple[int, int]:
@@ -342,7 +342,7 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
         dis = dis_flow(refine=False) if n else None
         step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
-        frames_rgb = _with_context(itertools.chain([first], frames), n, _rgb_and_hint(info, codec))
+        frames_rgb = _with_context(itertools.chain([first], frames), n, _rgb_and_hint(info, codec, restorer.exact_video_rgb))
         items = (_decoded_item(frame, context, info, codec, restorer, dis, frame) for frame, context in frames_rgb)
         for index, (restored, frame) in enumerate(restore_sequence(restorer, items, stabilizer, codec=codec)):
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
@@ -398,7 +398,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
                 end_s = float((pts + (frame.duration or step)) * info.time_base)
                 yield frame, context, pts
 
-        stream = with_times(_with_context(frames, n, _rgb_and_hint(info, codec)))
+        stream = with_times(_with_context(frames, n, _rgb_and_hint(info, codec, restorer.exact_video_rgb)))
         for segment, group in itertools.groupby(enumerate(stream), key=lambda e: e[0] // options.segment_frames):
             if _segment_path(work, segment).exists() or (owned and not owned(segment)):
                 for _ in group:
