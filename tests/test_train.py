@@ -152,6 +152,7 @@ def test_a_model_grown_by_a_whole_transfer_counts_its_source_training(image_fold
     recipe = json.loads(read_metadata(tmp_path / "grown" / "final.safetensors")["recipe"])
     assert recipe["transfer"] == {"file": "final.safetensors", "copied": len(source.model.state_dict()), "fresh": 4, "whole": True}
     assert training_compute(recipe)["steps"] == 6 and training_compute(recipe)["samples"] == 12
+    assert recipe["video_rgb"] == "exact"  # so `revamp video` gives it frames as its training did (exact_video_rgb)
 
 
 def test_ema_of_the_weights_is_exported_and_resumes_exactly(image_folder, tmp_path):
