@@ -478,7 +478,7 @@ def test_each_model_is_given_video_frames_in_rgb_as_it_learnt_them(tmp_path, ide
     def exact(name):
         return exact_video_rgb(json.loads(read_metadata(resolve_model(name))["recipe"]))
 
-    assert exact("full-psnr")  # TEMP trained with the exact conversion / never on video
+    assert exact("video") and exact("full-psnr")  # trained with the exact conversion / never on video
     assert not exact("default") and not exact("full") and not exact("sr2x")  # trained on video frames before it
     assert exact_video_rgb({"degradation": {"video": {"prob": 0.25}}, "video_rgb": "exact"})
     assert not exact_video_rgb({"degradation": {"video": {"prob": 0.25}}}) and not exact_video_rgb({"clips": ["clips/"]})

@@ -23,8 +23,9 @@ BLIND_VIDEO_STRENGTH = 0.9
 # Re-encoding must not eat the restoration (`revamp video`'s h264/h265 outputs, revamp.video.io.output_crf):
 # on Vid4, a clip restored by `video` and written with x264 (psycho-visual tuning and adaptive
 # quantisation off: revamp.video.io.open_encoder_stream) at CRF c = the input's
-# H.264-equivalent QP - 27, within 1-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27:
-# CRF 1, 0.029 dB; QP 32: CRF 5, 0.028; QP 37: CRF 10, 0.026; QP 42: CRF 12, 0.026;
-# bench/output_quality.py --model video, docs/video.md). Other inputs get OUTPUT_CRF_BLIND (HEVC too:
-# its slice QPs are read, but this rule was measured on H.264; at CRF 10 an H.265 QP37 input loses 0.009).
-OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 27, 1, 12, 10
+# H.264-equivalent QP - 27, within 0-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27:
+# CRF 0, x264's lossless mode, where CRF 1 loses 0.031 dB; QP 32: CRF 5, 0.030; QP 37: CRF 10, 0.029;
+# QP 42: CRF 12, 0.028; bench/output_quality.py --model video, docs/video.md). Other inputs get
+# OUTPUT_CRF_BLIND (HEVC too: its slice QPs are read, but this rule was measured on H.264; at CRF 10
+# an H.265 QP37 input loses 0.015).
+OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 27, 0, 12, 10
