@@ -548,7 +548,7 @@ def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
     frames.mkdir()
     from revamp.video.io import frame_to_rgb
 
-    with av.open(str(src)) as c:  # as revamp video decodes this clip
+    with av.open(str(src)) as c:  # decoded exactly (`default` itself is given the fast conversion's frames in revamp video)
         for i, frame in enumerate(c.decode(video=0)):
             Image.fromarray(frame_to_rgb(frame)).save(frames / f"{i:03d}.png")
     assert main(["video", str(src), "-o", str(tmp_path / "out.mkv"), "--codec", "ffv1", "--model", "default", "-q"]) == 0
