@@ -299,6 +299,27 @@ def test_video_codec_round_trip(codec, q):
     assert np.array_equal(a, b) and a.shape == img.shape
 
 
+def test_camera_motion_moves_a_still_by_sub_pixel_pan_zoom_and_roll():
+    """`motion: affine` clips: the sampled frame is the still itself, the others views of it that
+    no whole-pixel shift reproduces (resampled), further from it the further from the sampled frame."""
+    from revamp.data.degrade import VideoDegradation, camera_clip
+    from revamp.train.config import load_config
+
+    img = natural_image(64, 64, seed=5)
+    clip = camera_clip(img, 5, 1, 4, np.random.default_rng(3))
+    assert len(clip) == 5 and clip[1] is img and all(f.shape == img.shape and f.dtype == np.uint8 for f in clip)
+    diff = [float(np.abs(f.astype(int) - img).mean()) for f in clip]
+    assert 0 < diff[0] and 0 < diff[2] < diff[3] < diff[4]
+    shifts = [np.roll(img, (dy, dx), (0, 1)) for dy in range(-12, 13) for dx in range(-12, 13)]
+    assert min(float(np.abs(s[12:-12, 12:-12].astype(int) - clip[2][12:-12, 12:-12]).mean()) for s in shifts) > 1
+    deg = VideoDegradation(codecs={"h264": (37, 37)}, motion="affine")
+    a, b = deg.sample(img, np.random.default_rng(1)), deg.sample(img, np.random.default_rng(1))
+    assert np.array_equal(a[0], b[0]) and a[0].shape == img.shape and a[1] == b[1] is not None
+    assert load_config(None, {"degradation.video.motion": "affine"})["degradation"]["video"]["motion"] == "affine"
+    with pytest.raises(ValueError):
+        load_config(None, {"degradation.video.motion": "wobble"})
+
+
 def test_stronger_quantiser_loses_more():
     from revamp.data.degrade import video_roundtrip
     from revamp.metrics import psnr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -183,9 +184,13 @@ def frame_step(codec: str, q: int, pict_type: str) -> float:
 class VideoDegradation:
     """A short clip through a real codec; one of its frames is the sample.
 
-    ``sample`` pans a still crop into a clip: the clean crop is the window of a random frame of the
-    clip, the others are shifted by a random global motion, so P and B frames carry real
-    inter-prediction artifacts. ``sample_clip`` encodes real frames (natural motion). The sampled
+    ``sample`` moves a still crop into a clip: the clean crop is the window of a random frame of the
+    clip, the others follow a random global motion, so P and B frames carry real inter-prediction
+    artifacts. ``motion``: "pan", whole pixels (up to ``max_motion`` a frame), or "affine", a
+    camera's sub-pixel pan (up to ``max_motion``), zoom (up to 1 %) and roll (up to 0.5 degree)
+    a frame, resampled bicubically: the codec then interpolates its predictions, and x264/x265
+    choose B frames as they do on real video, where a whole-pixel pan gives mostly P frames
+    predicted exactly. ``sample_clip`` encodes real frames (natural motion). The sampled
     frame's position in the GOP is random, so I, P and B frames are all seen. Codecs in
     ``blind_codecs`` return no step (a model that should meet them blind).
     """
@@ -202,11 +207,15 @@ class VideoDegradation:
     # ``neighbour_quality`` their quality planes (x 255) after those.
     neighbours: int = 0
     neighbour_quality: bool = False
+    motion: str = "pan"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.sample(img, rng)[0]
 
     def sample(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        if self.motion == "affine":
+            k = int(rng.integers(self.frames))
+            return self.sample_clip(camera_clip(img, self.frames, k, self.max_motion, rng), k, rng)
         h, w = img.shape[:2]
         m = self.max_motion
         pad = m * self.frames
@@ -241,6 +250,28 @@ class VideoDegradation:
         around = neighbour_planes(decoded, k, self.neighbours, steps=steps, quality=self.neighbour_quality)
         planes = (around * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         return np.concatenate([decoded[k], planes], axis=2), step
+
+
+MAX_ZOOM = 0.01  # per frame, "affine" motion
+MAX_ROLL = 0.5  # degrees per frame
+
+
+def camera_clip(img: np.ndarray, frames: int, k: int, max_motion: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """``frames`` views of ``img`` (H, W, 3) by a camera that pans by a sub-pixel step, zooms and
+    rolls at a constant rate; frame ``k`` is ``img`` itself, the others are resampled bicubically
+    (mirrored at the borders)."""
+    h, w = img.shape[:2]
+    vy, vx = rng.uniform(-max_motion, max_motion, 2)
+    zoom, roll = rng.uniform(-MAX_ZOOM, MAX_ZOOM), rng.uniform(-MAX_ROLL, MAX_ROLL)
+    clip = []
+    for t in range(frames):
+        if t == k:
+            clip.append(img)
+            continue
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), roll * (t - k), (1 + zoom) ** (t - k))
+        m[:, 2] += (vx * (t - k), vy * (t - k))
+        clip.append(cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101))
+    return clip
 
 
 @dataclass
@@ -289,13 +320,13 @@ def build_video_degradation(video_cfg: dict, neighbours: int = 0, neighbour_qual
     if set(weights) - set(codecs) or any(v < 0 for v in weights.values()) or (weights and not any(weights.get(k, 1.0) for k in codecs)):
         raise ValueError(f"degradation.video.weights must give codecs of degradation.video.codecs non-negative odds, not all zero: {weights}")
     return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
-                            presets, weights, neighbours, neighbour_quality)
+                            presets, weights, neighbours, neighbour_quality, video_cfg.get("motion", "pan"))
 
 
 def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0, neighbour_quality: bool = False):
     """Degradation from a config dict.
 
-    ``jpeg: {...}`` and ``video: {prob, codecs, weights, frames, max_motion, blind_codecs, presets}`` describe the compression (video
+    ``jpeg: {...}`` and ``video: {prob, codecs, weights, frames, max_motion, motion, blind_codecs, presets}`` describe the compression (video
     replaces JPEG for a fraction ``prob`` of the samples); ``downscale: {...}`` applies to
     super-resolution models (scale 2 or 4) before compression.
     """

@@ -233,7 +233,7 @@ SCHEMA: dict = {
         "jpeg": {"quality": _list(_number(int, 1, 100), 2), "quality_power": _POSITIVE,
                  "subsampling": _keys_in(["4:4:4", "4:2:2", "4:2:0"], _PROB), "double_prob": _PROB},
         "video": {"prob": _PROB, "codecs": _keys_in(_CODECS, _list(_number(int, 0, 51), 2)), "frames": _COUNT,
-                  "max_motion": _number(int, low=0), "blind_codecs": _list(_one_of(*_CODECS)), "presets": _keys_in(_CODECS, _list(_text)),
+                  "max_motion": _number(int, low=0), "motion": _one_of("pan", "affine"), "blind_codecs": _list(_one_of(*_CODECS)), "presets": _keys_in(_CODECS, _list(_text)),
                   "weights": _keys_in(_CODECS, _number(low=0))},
         "downscale": {"methods": _list(_one_of("bicubic", "area")), "blur_prob": _PROB},
     },
