@@ -51,13 +51,14 @@ def main() -> None:
                     y = rgb_to_y(ref)
                     before = psnr(decoded.astype(np.float64), y)
                     groups.setdefault(round(step, 1), []).append((before, psnr(restored.astype(np.float64), y) - before))
-            rows = [{"step": s, "frames": len(g), "psnr_y": round(float(np.mean([b for b, _ in g])), 3),
-                     "gain": round(float(np.mean([d for _, d in g])), 3)} for s, g in sorted(groups.items())]
-            results.append({"model": model, "degrade": spec, "stabilize": args.stabilize, "by_step": rows})
+            rows = [{"model": model, "degrade": spec, "stabilize": args.stabilize, "step": s, "frames": len(g),
+                     "psnr_y": round(float(np.mean([b for b, _ in g])), 3), "gain": round(float(np.mean([d for _, d in g])), 3)}
+                    for s, g in sorted(groups.items())]
+            results += rows
             for r in rows:
                 print(f"{model} {spec}: step {r['step']:5.1f}  {r['frames']:3d} frames  PSNR-Y {r['psnr_y']:.2f}  gain {r['gain']:+.3f}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"command": shlex.join(["bench/frame_types.py", *sys.argv[1:]]), "data": args.data, "max_frames": args.max_frames, "results": results}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"command": shlex.join(["bench/frame_types.py", *sys.argv[1:]]), "data": args.data, "max_frames": args.max_frames, "rows": results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
