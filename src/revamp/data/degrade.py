@@ -189,8 +189,8 @@ class VideoDegradation:
     artifacts. ``motion``: "pan", whole pixels (up to ``max_motion`` a frame), or "affine", a
     camera's sub-pixel pan (up to ``max_motion``), zoom (up to 1 %) and roll (up to 0.5 degree)
     a frame, resampled bicubically: the codec then interpolates its predictions and codes
-    residuals in every inter frame, as on real video, where a whole-pixel pan is predicted exactly
-    (docs/training/camera-motion/). ``sample_clip`` encodes real frames (natural motion). The sampled
+    residuals in every inter frame, as on real video (a whole-pixel pan it predicts exactly;
+    docs/training/camera-motion/). ``sample_clip`` encodes real frames (natural motion). The sampled
     frame's position in the GOP is random, so I, P and B frames are all seen. Codecs in
     ``blind_codecs`` return no step (a model that should meet them blind).
     """
