@@ -118,6 +118,22 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(image_folder, t
         assert (tmp_path / "resumed" / name).is_file()
 
 
+@pytest.mark.parametrize("select, kept", [("psnr", 2), ("last", 6)])
+def test_select_last_keeps_the_latest_validated_weights_whatever_they_score(image_folder, tmp_path, select, kept):
+    """``select: last`` (runs whose validation does not rank what they train for): best.safetensors
+    is the latest validated weights even as the validation score falls; ``psnr`` keeps the highest."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_config(image_folder, select=select, val_every=2, phases=[{"name": "patches", "patch": 64, "batch": 2, "steps": 6}])
+    trainer = GeneratorTrainer(cfg, tmp_path / "run", device=torch.device("cpu"), quiet=True)
+    falling = iter([{"gain_mean": g, "lpips": 0.1} for g in (0.5, 0.4, 0.3, 0.2)])
+    trainer.data.val.evaluate = lambda *args: next(falling)
+    trainer.train()
+    assert trainer.state["best"]["step"] == kept
+    best, final = load_file(tmp_path / "run" / "best.safetensors"), load_file(tmp_path / "run" / "final.safetensors")
+    assert all(torch.equal(best[k], final[k]) for k in final) == (select == "last")
+
+
 def test_a_pause_inside_the_speed_probe_does_not_shrink_a_timed_phase(image_folder, tmp_path, monkeypatch):
     # A fake clock: every step takes 0.5 s, and one step in the probe window sees a 1000 s pause
     # (SIGSTOP while another job runs). The phase must still be sized for 2 steps/s.

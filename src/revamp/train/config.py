@@ -87,7 +87,8 @@ DEFAULTS: dict = {
     "val_every": 500,
     "val_qualities": [10, 20, 30, 40],
     "val_video": [],  # [codec, quantiser(, x264/x265 preset)]: held-out images panned into clips through real codecs
-    # The best checkpoint: "auto" (lowest LPIPS for perceptual losses, else highest PSNR gain), "psnr" or "lpips".
+    # The best checkpoint: "auto" (lowest LPIPS for perceptual losses, else highest PSNR gain), "psnr", "lpips"
+    # or "last" (the latest validated weights).
     "select": "auto",
 }
 
@@ -251,7 +252,7 @@ SCHEMA: dict = {
     "log_every": _COUNT, "checkpoint_every": _COUNT, "val_every": _COUNT,
     "val_qualities": _list(_number(int, 1, 100)),
     "val_video": _list(lambda v: None if isinstance(v, list) and 2 <= len(v) <= 3 and v[0] in _CODECS else f"expected [codec, quantiser(, preset)], got {v!r}"),
-    "select": _one_of("auto", "psnr", "lpips"),
+    "select": _one_of("auto", "psnr", "lpips", "last"),
 }
 
 

@@ -203,8 +203,12 @@ class GeneratorTrainer(GeneratorOutputs):
         return {"loss": float(loss.detach()), **parts}
 
     def better(self, result: dict, best: dict) -> bool:
-        """Best checkpoint (``select``): highest PSNR gain, or lowest LPIPS; ``auto``: LPIPS for perceptual losses."""
+        """Best checkpoint (``select``): highest PSNR gain, or lowest LPIPS; ``auto``: LPIPS for perceptual losses;
+        ``last``: the latest validated weights (for a run its validation set does not measure, such as
+        video models, whose panned stills do not rank them as real clips do)."""
         select = self.cfg["select"]
+        if select == "last":
+            return True
         if select == "lpips" or (select == "auto" and any(k.startswith("lpips") for k in self.cfg["loss"])):
             return result["lpips"] < best["lpips"]
         return result["gain_mean"] > best["gain_mean"]
