@@ -204,8 +204,8 @@ class GeneratorTrainer(GeneratorOutputs):
 
     def better(self, result: dict, best: dict) -> bool:
         """Best checkpoint (``select``): highest PSNR gain, or lowest LPIPS; ``auto``: LPIPS for perceptual losses;
-        ``last``: the latest validated weights (for a run its validation set does not measure, such as
-        video models, whose panned stills do not rank them as real clips do)."""
+        ``last``: the latest validated weights (for runs the validation set does not rank, such as
+        video models: their panned stills moved against Vid4, docs/models.md)."""
         select = self.cfg["select"]
         if select == "last":
             return True
