@@ -387,7 +387,7 @@ def test_real_clips_give_frames_of_the_clip_through_a_codec():
     images = [natural_image(100, 120, seed=s) for s in range(2)]
     video = VideoDegradation(codecs={"h264": (30, 30), "h265": (30, 30)}, blind_codecs=("h265",))
     ds = PairDataset(images, 64, JpegDegradation(), seed=3, condition=True, clips=[clip, clip[:3]], clip_prob=0.5, clip_degradation=video)
-    assert len(ds.clips) == 1  # a clip shorter than the codec's window is left out
+    assert len(ds.clips) == 1 and ds.skipped_clips == 1  # a clip shorter than the codec's window is left out
     # A clip sample's target is a 64x64 window of one frame (rotated or flipped alike).
     windows = [np.rot90(f[r : r + 64, c : c + 64], k) for f in clip for r in range(17) for c in range(43) for k in range(4)]
     from_clips = told = 0

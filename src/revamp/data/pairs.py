@@ -61,9 +61,10 @@ class PairDataset(Dataset):
     """Index i -> (degraded, clean) float tensors in [0, 1], CHW.
 
     ``patch`` is the size of the degraded input; the clean target is
-    ``patch * scale``. Images smaller than the target crop are skipped. With ``condition`` the
-    input carries the codec-conditioning planes after its RGB channels (``revamp.codec``): the
-    true step of the degradation, or blind for a share ``blind_prob`` of the samples. With
+    ``patch * scale``. Images and clips smaller than the target crop are skipped (``skipped_clips``
+    counts the clips). With ``condition`` the input carries the codec-conditioning planes after its
+    RGB channels (``revamp.codec``): the true step of the degradation, or blind for a share
+    ``blind_prob`` of the samples. With
     ``neighbours`` (multi-frame models) the aligned neighbouring frames follow: those the video
     degradation decoded, or, for a still, the degraded crop itself (``neighbour_quality``: then their
     quality planes, neutral for a still). ``gray_prob``: the share of still crops made gray (the
@@ -86,6 +87,7 @@ class PairDataset(Dataset):
         self.clip_degradation = clip_degradation
         window = clip_degradation.frames if clip_degradation else 0
         self.clips = [c for c in clips or [] if len(c) >= window and min(c.shape[1:3]) >= crop]
+        self.skipped_clips = len(clips or []) - len(self.clips)
         self.clip_prob = clip_prob if self.clips else 0.0
 
     def __len__(self) -> int:

@@ -272,6 +272,9 @@ class StageTrainer:
             raise ValueError(f"batch {phase['batch']} does not split over {self.dist.world} processes")
         seed = self.cfg["seed"] * 1000 + index + {"generator": 0, "critic": 100, "gan": 200}.get(self.stage, 300)
         dataset = self.data.pairs(phase["patch"], seed)
+        if dataset.skipped_clips and not self.quiet:
+            tqdm.write(f"{self.stage} {phase['name']}: {dataset.skipped_clips} of {len(self.data.clips)} clips are shorter than "
+                       f"the codec's window or smaller than a {phase['patch']}-px crop; training uses the rest")
         workers = self.cfg["data"]["workers"]
         sampler = RangeSampler(first * phase["batch"], last * phase["batch"], self.dist.rank, self.dist.world)
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,
