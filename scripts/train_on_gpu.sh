@@ -8,8 +8,8 @@
 # At most 8 files come back from a lent machine: keep jobs x model files within 7 (logs are one).
 # STAGE (default all), WORKERS (data workers per job, default 3), GEN_PHASES (a phases
 # override), CLIPS (a folder of training clips, for configs with data.clips), SETS (more KEY=VALUE
-# overrides, space-separated) and PYTHON come from the environment. tests/test_train.py runs it on
-# the CPU with a tiny config (RUN_SECONDS=25).
+# overrides, space-separated; quote one that holds spaces) and PYTHON come from the environment.
+# tests/test_train.py runs it on the CPU with a tiny config (RUN_SECONDS=25).
 set -uo pipefail
 out=$1; data=$2; shift 2
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
@@ -22,8 +22,9 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$runs/gpu.csv" 2>&1 &
   smi=$!
 fi
+# SETS is split as the shell splits words, so a quoted item may hold spaces: SETS="seed=5 'loss={charbonnier: 1.0}'".
 sets=()
-for item in ${SETS:-}; do sets+=(--set "$item"); done
+while IFS= read -r item; do sets+=(--set "$item"); done < <(printf '%s' "${SETS:-}" | xargs -r -n1 printf '%s\n')
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
   timeout -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \

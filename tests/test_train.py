@@ -526,7 +526,7 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
         "phases": [{"name": "patches", "patch": 64, "batch": 4, "steps": 10000}],
         "checkpoint_every": 5, "val_every": 10, "val_qualities": [20], "val_video": [["h264", 37]], "bf16": False,
     }))
-    env = dict(os.environ, PYTHON=sys.executable, RUN_SECONDS="25", STAGE="generator", WORKERS="1", SETS="optim.warmup=3 seed=5", CLIPS=str(tmp_path / "clips"),
+    env = dict(os.environ, PYTHON=sys.executable, RUN_SECONDS="25", STAGE="generator", WORKERS="1", SETS="optim.warmup=3 seed=5 'loss={charbonnier: 1.0}'", CLIPS=str(tmp_path / "clips"),
                RUNS=str(tmp_path / "runs"))
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(repo / "scripts" / "train_on_gpu.sh"), str(out), str(data), f"tiny={config}"], cwd=repo, env=env,
@@ -534,6 +534,8 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (out / "tiny-generator-last.safetensors").is_file() and (out / "tiny-generator-best.safetensors").is_file()
     assert (out / "logs.tar.gz").is_file()
+    run = json.loads((tmp_path / "runs" / "tiny" / "generator" / "config.json").read_text())
+    assert run["seed"] == 5 and run["loss"] == {"charbonnier": 1.0}  # SETS, a quoted item with a space included
     from safetensors import safe_open
 
     with safe_open(str(out / "tiny-generator-best.safetensors"), "pt") as f:  # fp16: small enough to bring back
