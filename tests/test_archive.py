@@ -186,7 +186,8 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     with torch.no_grad():
         model.to_rgb.weight.normal_(0, 0.01)
     save_model(model, tmp_path / "mf.safetensors", name="mf", task="test", recipe={}, half=False)
-    for restorer in (Restorer("video", device="cpu"), Restorer(str(tmp_path / "mf.safetensors"), device="cpu")):
+    for restorer in (Restorer("video", device="cpu"), Restorer(str(tmp_path / "mf.safetensors"), device="cpu"),
+                     Restorer("video-quality", device="cpu")):
         streamed = list(restore_frames(restorer, iter(frames)))
         reference = restore_clip(restorer, frames, STABILIZE)
         assert len(streamed) == 5 and all(np.array_equal(a, b) for a, b in zip(streamed, reference))

@@ -114,9 +114,8 @@ def test_models_quality_is_what_the_evaluations_measured():
     shipped = json.loads((weights_dir() / "measured.json").read_text())
     assert set(shipped) == set(SHIPPED) and all(measured_quality(name) == shipped[name]["quality"] for name in SHIPPED)
     out = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, 'scripts'); import record_quality as r; "
-                          "print(json.dumps({m: r.image_line(*s, m) for m, s in r.IMAGE_SOURCES.items()} | {r.VIDEO_SOURCE[0]: r.video_line(*r.VIDEO_SOURCE)}))"],
-                         cwd=repo, capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == {name: entry["quality"] for name, entry in shipped.items()}
+                          "print(json.dumps(r.measured()))"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == shipped
 
 
 def test_demo_writes_page_and_images(tmp_path):
@@ -171,3 +170,19 @@ def test_video_restores_with_the_video_model_and_images_with_default():
     video_net = UNetConfig(**json.loads(meta["config"]))
     assert meta["name"] == "video" and video_net.head_blocks > 0
     assert dataclasses.replace(video_net, head_blocks=0) == UNetConfig(**json.loads(default["config"]))
+
+
+def test_video_quality_is_full_psnr_made_multi_frame_and_codec_aware():
+    import dataclasses
+    import json
+
+    from revamp.inference.restorer import Restorer
+    from revamp.models import UNetConfig
+    from revamp.models.files import read_metadata
+    from revamp.models.registry import resolve_model
+
+    net = UNetConfig(**json.loads(read_metadata(resolve_model("video-quality"))["config"]))
+    assert net.neighbours == 1 and net.cond_channels == 2
+    assert dataclasses.replace(net, neighbours=0, cond_channels=0) == UNetConfig(**json.loads(read_metadata(resolve_model("full-psnr"))["config"]))
+    restorer = Restorer("video-quality", device="cpu")  # given frames as it learnt them: converted exactly, H.265 blind
+    assert restorer.neighbours == 1 and restorer.codec_aware and restorer.exact_video_rgb and restorer.blind_codecs == {"h265"}
