@@ -216,6 +216,35 @@ def test_frozen_batchnorm_keeps_the_statistics_and_trains_the_rest(image_folder,
     assert any(not torch.equal(plain.model.state_dict()[k], plain_start[k]) for k in stats)  # the default follows the batches
 
 
+def test_compiled_training_forward_trains_as_eager_and_resumes_exactly(image_folder, tmp_path):
+    """compile: true compiles the training forward only: the run follows the eager one (to float
+    rounding), its model files are the plain module's, and it resumes exactly."""
+    from revamp.models.files import load_model
+
+    def trainer(name, compiled):
+        cfg = tiny_config(image_folder, phases=[{"name": "patches", "patch": 64, "batch": 4, "steps": 6}], compile=compiled)
+        return GeneratorTrainer(cfg, tmp_path / name, device=torch.device("cpu"), quiet=True)
+
+    eager = trainer("eager", False)
+    start = _weights(eager)
+    eager.train()
+    straight = trainer("straight", True)
+    straight.train()
+    first = trainer("resumed", True)
+    first.train(stop_at_step=4)
+    second = trainer("resumed", True)
+    second.resume()
+    second.train()
+    e, a, b = _weights(eager), _weights(straight), _weights(second)
+    floats = [k for k, v in e.items() if v.is_floating_point()]
+    moved = max(float((e[k] - start[k]).abs().max()) for k in floats)
+    drift = max(float((a[k] - e[k]).abs().max()) for k in floats)
+    assert drift < 0.05 * moved, (drift, moved)
+    assert second.state["step"] == 6 and all(torch.equal(a[k], b[k]) for k in e)
+    final, _ = load_model(tmp_path / "resumed" / "final.safetensors")
+    assert final.state_dict().keys() == e.keys()
+
+
 def test_training_beats_the_jpeg_on_held_out_images(image_folder, tmp_path):
     cfg = tiny_config(
         image_folder,

@@ -166,6 +166,8 @@ class GeneratorTrainer(GeneratorOutputs):
         self.opt = torch.optim.AdamW(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
         self.loss = WeightedLoss(cfg["loss"]).to(self.device)
         self.ddp = DistributedDataParallel(model) if self.dist.world > 1 else model
+        # Only the training forward is compiled: validation, export and checkpoints use the module itself.
+        self.train_forward = torch.compile(self.ddp) if cfg["compile"] else self.ddp
         self.modules = {"model": model}
         self.optimizers = {"model": self.opt}
         # optim.ema > 0: an exponential moving average of the weights (decay per step) is what is
@@ -188,7 +190,7 @@ class GeneratorTrainer(GeneratorOutputs):
         if self.cfg["channels_last"]:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            pred = self.ddp(degraded)
+            pred = self.train_forward(degraded)
         loss, parts = self.loss(pred, clean)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
