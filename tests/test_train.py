@@ -88,7 +88,7 @@ def test_a_gray_share_of_the_pairs_are_gray_jpegs_of_the_luma():
             # the clean target is the luma, the input that luma's one-component JPEG
             assert torch.equal(x[0], x[1]) and torch.equal(x[0], x[2])
             gray = (y[0] * 255).round().to(torch.uint8).numpy()
-            assert torch.equal(x[0], torch.from_numpy(jpeg(gray, 20)).float() / 255)
+            assert torch.equal(x[0], torch.from_numpy(np.array(jpeg(gray, 20))).float() / 255)
     assert 8 <= grays <= 30
 
 
