@@ -82,8 +82,9 @@ DEFAULTS: dict = {
             "warmup": 20, "loss": {"lpips": 1.0, "l1": 1.0}, "phases": [{"name": "gan", "patch": 128, "batch": 8, "steps": 200}]},
     "bf16": "auto",
     "channels_last": True,
-    # torch.compile the generator's training forward (and so its backward): 1.06-1.27x the steps
-    # per second on the 2-core CPU in bf16 (docs/models.md), for up to two minutes of compiling.
+    # torch.compile the generator's training forward (and so its backward) in the generator stage
+    # (`revamp train generator`, campaigns; the critic and GAN stages ignore it): 1.06-1.27x the
+    # steps per second on the 2-core CPU in bf16 (docs/models.md), for up to two minutes of compiling.
     "compile": False,
     "log_every": 10,
     "checkpoint_every": 200,
