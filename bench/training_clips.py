@@ -18,7 +18,9 @@ from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
 from revamp.evaluation.video import clip_hints, load_clips
 from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
+from revamp.video.flow import dis_flow
 from revamp.video.job import restore_video_frame
+from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import blend_tolerance, stabilize_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,10 +68,25 @@ def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS, exact:
 
 def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterator[tuple]]]:
     """compressed_clips of DEGRADATIONS, each clip with its frame-by-frame restorations as well,
-    those `revamp video` makes before its stabiliser."""
+    those `revamp video` makes before its stabiliser (multi-frame models see their neighbours)."""
     restorer = Restorer(args.model, backend="torch")
     for kind, q, clips in compressed_clips(args, exact=restorer.exact_video_rgb):
-        yield kind, q, ((*clip, [restore_video_frame(restorer, c, h) for c, h in zip(clip[1], clip[3])]) for clip in clips)
+        yield kind, q, ((*clip, frame_by_frame(restorer, clip[1], clip[3])) for clip in clips)
+
+
+def frame_by_frame(restorer: Restorer, frames: list[np.ndarray], hints: list) -> list[np.ndarray]:
+    """The float32 restorations of a clip's decoded frames, before any stabiliser."""
+    return [restore_video_frame(restorer, rgb, hint, planes) for rgb, hint, planes in zip(frames, hints, clip_neighbours(restorer, frames, hints))]
+
+
+def clip_neighbours(restorer: Restorer, frames: list[np.ndarray], hints: list) -> list[np.ndarray | None]:
+    """Each frame's aligned neighbour planes as `revamp video` gives a multi-frame model (None for others)."""
+    n = restorer.neighbours
+    if not n:
+        return [None] * len(frames)
+    dis = dis_flow(refine=False)
+    steps = [hint.mean_step for hint in hints] if restorer.neighbour_quality else None
+    return [neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality) for i in range(len(frames))]
 
 
 def stabiliser_rows(args: argparse.Namespace, settings: dict, kinds: tuple[str, ...] | None = None) -> list[dict]:

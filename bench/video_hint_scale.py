@@ -14,7 +14,7 @@ over clips) per setting.
 from __future__ import annotations
 
 import numpy as np
-from training_clips import DEGRADATIONS, arguments, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
+from training_clips import DEGRADATIONS, arguments, clip_neighbours, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
 
 from revamp.codec import BLIND
 from revamp.inference.restorer import Restorer
@@ -28,17 +28,18 @@ def main() -> None:
     args = arguments(__doc__)
     restorer = Restorer(args.model, backend="torch")
     rows = []
-    for kind, q, clips in compressed_clips(args, DEGRADATIONS + MPEG4):
+    for kind, q, clips in compressed_clips(args, DEGRADATIONS + MPEG4, exact=restorer.exact_video_rgb):
         gains: dict[str, list[float]] = {}
         for refs, comp, _, hints in clips:
             base = mean_psnr_y(comp, refs)
             frames = [c.astype(np.float32) / 255 for c in comp]
+            planes = clip_neighbours(restorer, comp, hints)  # multi-frame models see their neighbours
             if kind == "h265":  # blind: the hint withheld
-                raw = [restorer.restore_rgb(f, hint=BLIND) for f in frames]
+                raw = [restorer.restore_rgb(f, hint=BLIND, neighbours=p) for f, p in zip(frames, planes)]
                 for share in SHARES:
                     gains.setdefault(f"share {share:g}", []).append(mean_psnr_y([f + share * (r - f) for f, r in zip(frames, raw)], refs) - base)
             for scale in SCALES:
-                out = [restorer.restore_rgb(f, hint=h.scaled(scale)) for f, h in zip(frames, hints)]
+                out = [restorer.restore_rgb(f, hint=h.scaled(scale), neighbours=p) for f, h, p in zip(frames, hints, planes)]
                 gains.setdefault(f"scale {scale:g}", []).append(mean_psnr_y(out, refs) - base)
         rows.append(summary_row(kind, q, gains))
     write_json(args, rows=rows, mean=mean_row(rows))
