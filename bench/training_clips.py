@@ -76,7 +76,8 @@ def restored_clips(args: argparse.Namespace) -> Iterator[tuple[str, int, Iterato
 
 def frame_by_frame(restorer: Restorer, frames: list[np.ndarray], hints: list) -> list[np.ndarray]:
     """The float32 restorations of a clip's decoded frames, before any stabiliser."""
-    return [restore_video_frame(restorer, rgb, hint, planes) for rgb, hint, planes in zip(frames, hints, clip_neighbours(restorer, frames, hints))]
+    planes = clip_neighbours(restorer, frames, hints)
+    return [restore_video_frame(restorer, rgb, hint, p) for rgb, hint, p in zip(frames, hints, planes)]
 
 
 def clip_neighbours(restorer: Restorer, frames: list[np.ndarray], hints: list) -> list[np.ndarray | None]:

@@ -14,7 +14,8 @@ over clips) per setting.
 from __future__ import annotations
 
 import numpy as np
-from training_clips import DEGRADATIONS, arguments, clip_neighbours, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
+from training_clips import (DEGRADATIONS, arguments, clip_neighbours, compressed_clips, mean_psnr_y, mean_row, summary_row,
+                            write_json)
 
 from revamp.codec import BLIND
 from revamp.inference.restorer import Restorer

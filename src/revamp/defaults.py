@@ -7,7 +7,18 @@ TILE_OVERLAP = 64  # pixels of overlap between neighbouring tiles, blended linea
 # of a frame, run side by side on the cores, finish together (`revamp video`, `revamp bench`).
 VIDEO_TILE = 768
 STRENGTH = 1.0  # the model's correction as trained (Restorer's ``strength``)
-STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize); chosen on the training clips
+STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize) for single-frame models; chosen on the training clips
+# A multi-frame model's restorations already agree from frame to frame, and blending more of the
+# neighbours in smooths them: on the training clips `video-quality` gains most at this mix
+# (bench/stabilizer_mix.py; `video` is level between 0.45 and 0.6 there).
+STABILIZE_MULTI_FRAME = 0.45
+
+
+def stabilize_mix(neighbours: int) -> float:
+    """The stabiliser's default mix for a model that sees ``neighbours`` frames on each side."""
+    return STABILIZE_MULTI_FRAME if neighbours else STABILIZE
+
+
 # The quantiser step a codec-aware model is told for a video frame, as a fraction of the step the
 # file reports: the models learnt codecs mostly from panned stills, and on natural video they
 # smooth too much at the reported step (tuned on the training clips: bench/video_hint_scale.py).

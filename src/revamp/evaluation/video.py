@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
 from revamp.data.degrade import REENCODE_QP, VIDEO_CODECS, video_roundtrip
-from revamp.defaults import STABILIZE
+from revamp.defaults import stabilize_mix
 from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, rgb_to_y, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
@@ -130,8 +130,8 @@ def measure(outputs: list[np.ndarray], refs: list[np.ndarray], flows, luma: list
     }
 
 
-def evaluate_video(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], out: Path, stabilize: float = STABILIZE,
-                   max_frames: int = 60, baseline: str = "spp", quiet: bool = False) -> dict:
+def evaluate_video(models: dict[str, object], data: Path, degradations: list[tuple[str, int]], out: Path,
+                   stabilize: float | None = None, max_frames: int = 60, baseline: str = "spp", quiet: bool = False) -> dict:
     from revamp.evaluation import baselines
 
     for kind, _ in degradations:
@@ -154,6 +154,7 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         else:
             compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma, fast=fast)
         hints = clip_hints(kind, steps, *refs[0].shape[:2])
+        encoded_as = "h264" if kind == "h264-reencoded" else kind  # what the stabiliser's tolerance reads
         flows = reference_flows(refs)
         methods = {"compressed": compressed, "ffmpeg deblock": ffmpeg_deblock(compressed)}
         if use_spp:
@@ -162,9 +163,9 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         for label, restorer in models.items():
             given = compressed if restorer.exact_video_rgb else fast
             methods[label] = restore_clip(restorer, given, 0.0, hints)
-            if stabilize:
-                methods[f"{label} + stabiliser {stabilize:g}"] = restore_clip(restorer, given, stabilize, hints,
-                                                                              "h264" if kind == "h264-reencoded" else kind)
+            mix = stabilize_mix(restorer.neighbours) if stabilize is None else stabilize
+            if mix:
+                methods[f"{label} + stabiliser {mix:g}"] = restore_clip(restorer, given, mix, hints, encoded_as)
         for method, frames in methods.items():
             rows.append({"clip": name, "frames": len(refs), "size": f"{refs[0].shape[1]}x{refs[0].shape[0]}",
                          "degradation": f"{kind} QP{q}" if kind.startswith(("h264", "h265")) else f"{kind} q{q}",

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
-from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
+from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, VIDEO_HINT_SCALE, stabilize_mix
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
     CODECS,
@@ -59,7 +59,7 @@ class VideoOptions:
     codec: str = "h264"
     quality: int | None = None  # CRF for h264/h265; None: from the input's quantisers (revamp.video.io.output_crf)
     deinterlace: str | None = None  # None, "bwdif" or "yadif"
-    stabilize: float = STABILIZE  # the stabiliser's mix (revamp.video.stabilize); 0 turns it off
+    stabilize: float | None = None  # the stabiliser's mix (revamp.video.stabilize); None: the model's (stabilize_mix); 0: off
     segment_frames: int = 240
 
 
@@ -157,6 +157,12 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
         yield _to_uint8(out), done
 
 
+def _stabilizer(restorer, mix: float | None) -> TemporalStabilizer | None:
+    """The stabiliser at ``mix`` (None: the model's default, stabilize_mix; 0: none)."""
+    mix = stabilize_mix(restorer.neighbours) if mix is None else mix
+    return TemporalStabilizer(mix, scale=restorer.scale) if mix else None
+
+
 def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
     """One decoded video frame (uint8 RGB) -> its float32 restoration. A codec-aware model is told
     VIDEO_HINT_SCALE of the frame's quantiser step (H.265: H265_HINT_SCALE of its slice QP's step),
@@ -215,13 +221,13 @@ def _frame_step(info: VideoInfo) -> int:
     return round(1 / (float(info.rate or 25) * info.time_base)) if info.time_base else 1
 
 
-def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float = STABILIZE) -> Iterator[np.ndarray]:
+def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float | None = None) -> Iterator[np.ndarray]:
     """For other tools (VapourSynth, ffmpeg-python, OpenCV loops): uint8 RGB frames (H x W x 3) in
     display order in, their restorations out, one for one, as `revamp video` restores a file (the
-    stabiliser at ``stabilize``, 0 for none, whose look-ahead delays the output by two frames; a
-    multi-frame model's neighbours, which delays it by its window). Raw frames carry no
+    stabiliser at ``stabilize``, None for the model's default mix, 0 for none, whose look-ahead
+    delays the output by two frames; a multi-frame model's neighbours, which delays it by its window). Raw frames carry no
     quantisers, so a codec-aware model runs blind on them (restore_video_frame)."""
-    stabilizer = TemporalStabilizer(stabilize, scale=restorer.scale) if stabilize else None
+    stabilizer = _stabilizer(restorer, stabilize)
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     # Raw frames carry no steps: a quality model's planes are neutral.
@@ -257,6 +263,8 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     and restores the segments ``index % world == rank``; rank 0 writes the output once all are done.
     Segments are independent, so the result equals a single-process run's."""
     src, dst, options = Path(src), Path(dst), options or VideoOptions()
+    if options.stabilize is None:  # resolved first: the job's signature records the mix used
+        options = replace(options, stabilize=stabilize_mix(restorer.neighbours))
     rank, world = (dist.rank, dist.world) if dist else (0, 1)
     check_output(dst, options.codec)
     if dst.exists() and not overwrite:
@@ -338,7 +346,7 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
             out = av.open(str(tmp), "w")
             quality = options.quality if options.quality is not None or CODECS[options.codec][2] != "crf" else output_crf(None)
             stream = open_encoder_stream(out, options.codec, quality, info, width, height)
-        stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
+        stabilizer = _stabilizer(restorer, options.stabilize)
         dis = dis_flow(refine=False) if n else None
         step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
@@ -378,7 +386,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     """Restores every segment not yet on disk (of those ``owned`` by this process); returns the
     end time of the last decoded frame (s)."""
     scale = restorer.scale
-    stabilizer = TemporalStabilizer(options.stabilize, scale=scale) if options.stabilize else None
+    stabilizer = _stabilizer(restorer, options.stabilize)
     deinterlace = options.deinterlace
     total = info.frames or (round(info.duration_s * float(info.rate)) if info.duration_s and info.rate else None)
     bar = tqdm(total=total, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
