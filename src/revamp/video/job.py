@@ -225,8 +225,9 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float | No
     """For other tools (VapourSynth, ffmpeg-python, OpenCV loops): uint8 RGB frames (H x W x 3) in
     display order in, their restorations out, one for one, as `revamp video` restores a file (the
     stabiliser at ``stabilize``, None for the model's default mix, 0 for none, whose look-ahead
-    delays the output by two frames; a multi-frame model's neighbours, which delays it by its window). Raw frames carry no
-    quantisers, so a codec-aware model runs blind on them (restore_video_frame)."""
+    delays the output by two frames; a multi-frame model's neighbours, which delays it by its
+    window). Raw frames carry no quantisers, so a codec-aware model runs blind on them
+    (restore_video_frame)."""
     stabilizer = _stabilizer(restorer, stabilize)
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
