@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from revamp.data.degrade import VIDEO_CODECS, video_roundtrip
-from revamp.evaluation.video import clip_hints, load_clips
+from revamp.evaluation.video import clip_hints, clip_neighbours, load_clips
 from revamp.inference.restorer import Restorer
 from revamp.metrics import psnr
-from revamp.video.flow import dis_flow
 from revamp.video.job import restore_video_frame
-from revamp.video.neighbours import neighbour_planes
 from revamp.video.stabilize import blend_tolerance, stabilize_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,16 +76,6 @@ def frame_by_frame(restorer: Restorer, frames: list[np.ndarray], hints: list) ->
     """The float32 restorations of a clip's decoded frames, before any stabiliser."""
     planes = clip_neighbours(restorer, frames, hints)
     return [restore_video_frame(restorer, rgb, hint, p) for rgb, hint, p in zip(frames, hints, planes)]
-
-
-def clip_neighbours(restorer: Restorer, frames: list[np.ndarray], hints: list) -> list[np.ndarray | None]:
-    """Each frame's aligned neighbour planes as `revamp video` gives a multi-frame model (None for others)."""
-    n = restorer.neighbours
-    if not n:
-        return [None] * len(frames)
-    dis = dis_flow(refine=False)
-    steps = [hint.mean_step for hint in hints] if restorer.neighbour_quality else None
-    return [neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality) for i in range(len(frames))]
 
 
 def stabiliser_rows(args: argparse.Namespace, settings: dict, kinds: tuple[str, ...] | None = None) -> list[dict]:

@@ -14,10 +14,10 @@ over clips) per setting.
 from __future__ import annotations
 
 import numpy as np
-from training_clips import (DEGRADATIONS, arguments, clip_neighbours, compressed_clips, mean_psnr_y, mean_row, summary_row,
-                            write_json)
+from training_clips import DEGRADATIONS, arguments, compressed_clips, mean_psnr_y, mean_row, summary_row, write_json
 
 from revamp.codec import BLIND
+from revamp.evaluation.video import clip_neighbours
 from revamp.inference.restorer import Restorer
 
 SCALES = (1.0, 0.7, 0.5, 0.35)
@@ -34,7 +34,7 @@ def main() -> None:
         for refs, comp, _, hints in clips:
             base = mean_psnr_y(comp, refs)
             frames = [c.astype(np.float32) / 255 for c in comp]
-            planes = clip_neighbours(restorer, comp, hints)  # multi-frame models see their neighbours
+            planes = list(clip_neighbours(restorer, comp, hints))  # multi-frame models see their neighbours
             if kind == "h265":  # blind: the hint withheld
                 raw = [restorer.restore_rgb(f, hint=BLIND, neighbours=p) for f, p in zip(frames, planes)]
                 for share in SHARES:

@@ -14,8 +14,11 @@ STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize) for singl
 STABILIZE_MULTI_FRAME = 0.45
 
 
-def stabilize_mix(neighbours: int) -> float:
-    """The stabiliser's default mix for a model that sees ``neighbours`` frames on each side."""
+def stabilize_mix(neighbours: int, asked: float | None = None) -> float:
+    """The stabiliser's mix: ``asked`` where given (0: off), else the default for a model that sees
+    ``neighbours`` frames on each side."""
+    if asked is not None:
+        return asked
     return STABILIZE_MULTI_FRAME if neighbours else STABILIZE
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -92,12 +93,18 @@ def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[Cod
     stabilizer = TemporalStabilizer(mix, scale=restorer.scale, look_ahead=look_ahead) if mix else None
     hints = hints or [BLIND] * len(frames)
     codec = VIDEO_CODECS[kind][1] if kind in VIDEO_CODECS else None
+    items = ((rgb, hint, planes, None) for rgb, hint, planes in zip(frames, hints, clip_neighbours(restorer, frames, hints)))
+    return [out for out, _ in restore_sequence(restorer, items, stabilizer, codec=codec)]
+
+
+def clip_neighbours(restorer, frames: list[np.ndarray], hints: list[CodecHint]) -> Iterator[np.ndarray | None]:
+    """Each frame's aligned neighbour planes, one at a time, as `revamp video` gives them to a
+    multi-frame model (None for a single-frame model)."""
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     steps = [hint.mean_step for hint in hints] if restorer.neighbour_quality else None
-    items = ((rgb, hint, neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality) if n else None, None)
-             for i, (rgb, hint) in enumerate(zip(frames, hints)))
-    return [out for out, _ in restore_sequence(restorer, items, stabilizer, codec=codec)]
+    for i in range(len(frames)):
+        yield neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality) if n else None
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:
@@ -163,7 +170,7 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         for label, restorer in models.items():
             given = compressed if restorer.exact_video_rgb else fast
             methods[label] = restore_clip(restorer, given, 0.0, hints)
-            mix = stabilize_mix(restorer.neighbours) if stabilize is None else stabilize
+            mix = stabilize_mix(restorer.neighbours, stabilize)
             if mix:
                 methods[f"{label} + stabiliser {mix:g}"] = restore_clip(restorer, given, mix, hints, encoded_as)
         for method, frames in methods.items():

@@ -159,7 +159,7 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
 
 def _stabilizer(restorer, mix: float | None) -> TemporalStabilizer | None:
     """The stabiliser at ``mix`` (None: the model's default, stabilize_mix; 0: none)."""
-    mix = stabilize_mix(restorer.neighbours) if mix is None else mix
+    mix = stabilize_mix(restorer.neighbours, mix)
     return TemporalStabilizer(mix, scale=restorer.scale) if mix else None
 
 
@@ -264,8 +264,8 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     and restores the segments ``index % world == rank``; rank 0 writes the output once all are done.
     Segments are independent, so the result equals a single-process run's."""
     src, dst, options = Path(src), Path(dst), options or VideoOptions()
-    if options.stabilize is None:  # resolved first: the job's signature records the mix used
-        options = replace(options, stabilize=stabilize_mix(restorer.neighbours))
+    # Resolved first: the job's signature records the mix used.
+    options = replace(options, stabilize=stabilize_mix(restorer.neighbours, options.stabilize))
     rank, world = (dist.rank, dist.world) if dist else (0, 1)
     check_output(dst, options.codec)
     if dst.exists() and not overwrite:
