@@ -203,11 +203,37 @@ def test_ensemble_restores_every_frame_from_its_eight_views_and_a_job_keeps_it_o
         _run(src, tmp_path / "out.mkv", Restorer(str(identity.model_path), device="cpu", ensemble=True), segment_frames=4, resume=True)
 
 
-def test_ensemble_refuses_a_multi_frame_model(tmp_path, multiframe, capsys):
-    src = make_video(tmp_path / "in.mkv", n=2, audio=False, subtitles=False)
-    assert main(["video", str(src), "-o", str(tmp_path / "out.mkv"), "--model", str(multiframe.model_path), "--ensemble", "-q"]) == 1
-    err = capsys.readouterr().err
-    assert "multi-frame model" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out.mkv").exists()
+def test_ensemble_moves_a_multi_frame_models_neighbours_with_each_view(tmp_path, multiframe, monkeypatch):
+    """--ensemble with a multi-frame model: each of the eight views is restored with the neighbour
+    planes padded, flipped and rotated as the frame is; `revamp video` restores every frame so,
+    with its real neighbours."""
+    from revamp.inference.restorer import _dihedral
+    from revamp.video.neighbours import still_planes
+
+    ensemble = Restorer(str(multiframe.model_path), device="cpu", ensemble=True)
+    rgb = natural_image(37, 50).astype(np.float32) / 255
+    planes = np.random.default_rng(0).random(still_planes(rgb, 1, True).shape, dtype=np.float32)
+    seen = []
+    monkeypatch.setattr(ensemble, "_restore_once", lambda view, on_tile, inplace, told, n: seen.append((view.copy(), n)) or view)
+    out = ensemble.restore_rgb(rgb.copy(), neighbours=planes)
+    assert np.allclose(out, rgb, atol=1e-6) and len(seen) == 8
+    padded_rgb, padded = np.pad(rgb, ((0, 11), (0, 14), (0, 0)), mode="edge"), np.pad(planes, ((0, 0), (0, 11), (0, 14)), mode="edge")
+    for k, (view, n) in enumerate(seen):
+        assert np.array_equal(view, _dihedral(padded_rgb, k)) and n.flags.c_contiguous
+        assert np.array_equal(n, np.stack([_dihedral(p, k) for p in padded]))
+    monkeypatch.undo()
+
+    src = make_video(tmp_path / "in.mkv", n=3, audio=False, subtitles=False)
+    plain, x8 = tmp_path / "plain.mkv", tmp_path / "x8.mkv"
+    assert main(["video", str(src), "-o", str(plain), "--codec", "ffv1", "--model", str(multiframe.model_path), "--no-stabilize", "-q"]) == 0
+    told = []
+    restore = Restorer._restore_ensemble
+    monkeypatch.setattr(Restorer, "_restore_ensemble", lambda self, rgb, on_tile, hint, n: told.append(n is not None) or restore(self, rgb, on_tile, hint, n))
+    args = ["video", str(src), "-o", str(x8), "--codec", "ffv1", "--model", str(multiframe.model_path), "--no-stabilize", "--ensemble", "-q"]
+    assert main(args) == 0
+    assert told == [True] * 3 and frame_times(x8) == frame_times(src)
+    a, b = decoded_rgb(plain), decoded_rgb(x8)
+    assert len(a) == len(b) == 3 and any(not np.array_equal(p, q) for p, q in zip(a, b))
 
 
 @pytest.mark.parametrize("fmt, space, full", [("yuv420p", "smpte170m", False), ("yuv444p", "itu709", False),

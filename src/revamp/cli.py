@@ -138,8 +138,6 @@ def cmd_video(args) -> int:
     restorer = _restorer(args)
     if args.scale and restorer.scale != args.scale:
         raise CliError(f"model {args.model} upscales x{restorer.scale}, not x{args.scale}")
-    if args.ensemble and restorer.neighbours:
-        raise CliError(f"--ensemble restores single frames; model {args.model} is a multi-frame model")
     options = VideoOptions(codec=args.codec, quality=args.crf, deinterlace=args.deinterlace,
                            stabilize=0.0 if args.no_stabilize else args.stabilize, segment_frames=args.segment_frames)
     if PIPE in (args.input, args.output):
@@ -482,8 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                             f"{STABILIZE_MULTI_FRAME})")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")
     video.add_argument("--ensemble", action="store_true",
-                       help="average the restorations of each frame's 8 flips and rotations: more fidelity, 8x the time "
-                            "(single-frame models)")
+                       help="average the restorations of each frame's 8 flips and rotations: more fidelity, 8x the time")
     video.add_argument("--compile", action="store_true",
                        help="torch.compile the network first (torch backends; needs a C++ compiler): about a minute of "
                             "start-up, then faster per frame; for long videos")

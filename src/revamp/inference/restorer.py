@@ -65,8 +65,8 @@ class Restorer:
     ``strength`` (0 to 2): 1 is the model as trained; 0 gives the input back, 0.5 half of the
     model's correction; above 1 the result is also slightly blurred (``_strengthen``).
     ``ensemble``: the mean of the restorations of the picture's eight flips and rotations, mapped
-    back (the restoration literature's x8 self-ensemble): more fidelity for 8x the time; stills, and
-    video frames restored by single-frame models.
+    back (the restoration literature's x8 self-ensemble): more fidelity for 8x the time; a
+    multi-frame model's neighbours are flipped and rotated with the frame.
     """
 
     def __init__(self, model: str = "default", device: str = "auto", tile: int = TILE, tile_overlap: int = TILE_OVERLAP, backend: str = "torch",
@@ -170,18 +170,24 @@ class Restorer:
         ``neighbours``: multi-frame models' aligned neighbouring frames (revamp.video.neighbours;
         None: the picture stands alone)."""
         if self.ensemble:
-            if neighbours is not None:
-                raise ValueError("the self-ensemble restores single frames, not a frame with its neighbours")
-            return self._restore_ensemble(rgb, on_tile, hint)
+            return self._restore_ensemble(rgb, on_tile, hint, neighbours)
         return self._restore_once(rgb, on_tile, inplace, hint, neighbours)
 
-    def _restore_ensemble(self, rgb: np.ndarray, on_tile: Callable[[], None] | None, hint: CodecHint | None) -> np.ndarray:
+    def _restore_ensemble(self, rgb: np.ndarray, on_tile: Callable[[], None] | None, hint: CodecHint | None,
+                          neighbours: np.ndarray | None) -> np.ndarray:
         """The mean of the restorations of the eight flips and rotations of ``rgb``, each mapped back.
         The picture is first padded to a multiple of 16 px (edge pixels), so that every transform
-        keeps the JPEG/MPEG block grid where it was and the codec hint's blocks move with the pixels."""
+        keeps the JPEG/MPEG block grid where it was and the codec hint's blocks move with the pixels;
+        a multi-frame model's neighbour planes are padded and transformed with it."""
         h, w = rgb.shape[:2]
         ph, pw = -h % 16, -w % 16
         padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        if self.neighbours:
+            if neighbours is None:
+                from revamp.video.neighbours import still_planes
+
+                neighbours = still_planes(rgb, self.neighbours, self.neighbour_quality)
+            neighbours = np.pad(neighbours, ((0, 0), (0, ph), (0, pw)), mode="edge").transpose(1, 2, 0)  # H x W x C for _dihedral
         steps, block = None, 8
         if self.codec_aware:
             hint = hint if hint is not None else hint_for_image(None, rgb)
@@ -195,7 +201,8 @@ class Restorer:
             told = None
             if self.codec_aware:
                 told = BLIND if steps is None else CodecHint(np.ascontiguousarray(_dihedral(steps, k)), block, hint.source)
-            total += _dihedral_inverse(self._restore_once(view, on_tile, True, told, None), k)
+            planes = None if neighbours is None else np.ascontiguousarray(_dihedral(neighbours, k).transpose(2, 0, 1))
+            total += _dihedral_inverse(self._restore_once(view, on_tile, True, told, planes), k)
         return total[: h * self.scale, : w * self.scale] / 8
 
     def _restore_once(self, rgb: np.ndarray, on_tile: Callable[[], None] | None, inplace: bool, hint: CodecHint | None,
