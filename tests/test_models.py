@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,44 @@ def test_transfer_keeps_the_source_function_and_zeroes_new_input_channels(tmp_pa
     copied, fresh, source_left = transfer_weights(light, str(tmp_path / "src.safetensors"))
     assert copied > 0 and fresh > 0 and source_left > 0  # encoder and deep blocks fit; the light head starts fresh
     assert torch.equal(light.encoder.conv_stem.weight, source.encoder.conv_stem.weight)
+
+
+def test_mixing_neighbours_into_the_stem_keeps_stills_and_averages_moving_frames(tmp_path):
+    """scripts/neighbour_mix.py: the stem's frame weights move onto the neighbours'. Where the
+    neighbours equal the frame the model computes what it did; where they differ it changes; the
+    saved file keeps its source's recipe (its training counts) with the share noted."""
+    import subprocess
+    import sys
+
+    from revamp.train.generator import mix_neighbours_into_stem
+
+    torch.manual_seed(0)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2, neighbours=1)).eval()
+    with torch.no_grad():
+        model.to_rgb.weight.normal_(0, 0.01)
+    save_model(model, tmp_path / "src.safetensors", name="src", task="test", recipe={"steps": 7, "hours": 0.5}, half=False)
+    frame, codec = torch.rand(1, 3, 64, 64), torch.rand(1, 2, 64, 64)
+    still = torch.cat([frame, codec, frame, frame], 1)
+    moving = torch.cat([frame, codec, torch.rand(1, 6, 64, 64)], 1)
+    stem = model.encoder.conv_stem.weight
+    before = stem.detach().clone()
+    with torch.no_grad():
+        expected_still, expected_moving = model(still), model(moving)
+    mix_neighbours_into_stem(model, 0.3)
+    assert torch.allclose(stem[:, :3], 0.4 * before[:, :3]) and torch.equal(stem[:, 3:5], before[:, 3:5])
+    assert torch.allclose(stem[:, 5:8], before[:, 5:8] + 0.3 * before[:, :3]) and torch.allclose(stem[:, 8:], before[:, 8:] + 0.3 * before[:, :3])
+    with torch.no_grad():
+        assert (model(still) - expected_still).abs().max() < 1e-5
+        assert (model(moving) - expected_moving).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="share"):
+        mix_neighbours_into_stem(model, 0.6)
+    with pytest.raises(ValueError, match="share"):
+        mix_neighbours_into_stem(UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16)), 0.1)
+
+    script = Path(__file__).resolve().parent.parent / "scripts/neighbour_mix.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "src.safetensors"), str(tmp_path / "mixed.safetensors"), "--share", "0.3"], check=True)
+    mixed, meta = load_model(tmp_path / "mixed.safetensors")
+    assert torch.allclose(mixed.encoder.conv_stem.weight, stem) and meta["recipe"] == {"steps": 7, "hours": 0.5, "neighbour_mix": 0.3}
 
 
 def test_transfer_into_a_super_resolution_model_starts_at_its_bicubic_base(tmp_path):

@@ -182,11 +182,7 @@ class Restorer:
         h, w = rgb.shape[:2]
         ph, pw = -h % 16, -w % 16
         padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
-        if self.neighbours:
-            if neighbours is None:
-                from revamp.video.neighbours import still_planes
-
-                neighbours = still_planes(rgb, self.neighbours, self.neighbour_quality)
+        if neighbours is not None:  # (without them, each view stands alone as a still: _restore_once)
             neighbours = np.pad(neighbours, ((0, 0), (0, ph), (0, pw)), mode="edge").transpose(1, 2, 0)  # H x W x C for _dihedral
         steps, block = None, 8
         if self.codec_aware:

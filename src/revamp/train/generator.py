@@ -36,6 +36,27 @@ def build_generator(cfg: dict) -> tuple[UNetGenerator, dict | None]:
     return model, None
 
 
+def mix_neighbours_into_stem(model: UNetGenerator, share: float) -> None:
+    """Move ``share`` of the encoder stem's weights on the frame's RGB onto each neighbour's RGB
+    (W_neighbour += share W_frame, then W_frame *= 1 - 2 neighbours share). Where the aligned
+    neighbours equal the frame (a still, a region the gate left out) the stem computes exactly what
+    it did; elsewhere the encoder sees a temporal average of the frames. Neighbour weights that
+    started at zero stay near it for thousands of steps (docs/models.md, `video-quality`), and such
+    an average is a start training alone does not find."""
+    cfg = model.config
+    n = 2 * cfg.neighbours
+    if not n or not 0 <= share <= 1 / n:
+        raise ValueError(f"share must be in [0, 1/{n}] for a model with {cfg.neighbours} neighbours on each side, not {share}")
+    stem = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    rgb = cfg.in_channels
+    first = rgb + cfg.cond_channels  # the neighbours' RGB planes follow the frame's and the codec planes
+    with torch.no_grad():
+        frame = stem.weight[:, :rgb].clone()
+        for k in range(n):
+            stem.weight[:, first + k * rgb : first + (k + 1) * rgb] += share * frame
+        stem.weight[:, :rgb] = (1 - n * share) * frame
+
+
 class Transfer(NamedTuple):
     copied: int  # tensors of the new model taken from the source
     fresh: int  # tensors of the new model left at their initialisation
