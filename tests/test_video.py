@@ -217,7 +217,8 @@ def test_ensemble_moves_a_multi_frame_models_neighbours_with_each_view(tmp_path,
     monkeypatch.setattr(ensemble, "_restore_once", lambda view, on_tile, inplace, told, n: seen.append((view.copy(), n)) or view)
     out = ensemble.restore_rgb(rgb.copy(), neighbours=planes)
     assert np.allclose(out, rgb, atol=1e-6) and len(seen) == 8
-    padded_rgb, padded = np.pad(rgb, ((0, 11), (0, 14), (0, 0)), mode="edge"), np.pad(planes, ((0, 0), (0, 11), (0, 14)), mode="edge")
+    padded_rgb = np.pad(rgb, ((0, 11), (0, 14), (0, 0)), mode="edge")
+    padded = np.pad(planes, ((0, 0), (0, 11), (0, 14)), mode="edge")
     for k, (view, n) in enumerate(seen):
         assert np.array_equal(view, _dihedral(padded_rgb, k)) and n.flags.c_contiguous
         assert np.array_equal(n, np.stack([_dihedral(p, k) for p in padded]))
@@ -225,12 +226,17 @@ def test_ensemble_moves_a_multi_frame_models_neighbours_with_each_view(tmp_path,
 
     src = make_video(tmp_path / "in.mkv", n=3, audio=False, subtitles=False)
     plain, x8 = tmp_path / "plain.mkv", tmp_path / "x8.mkv"
-    assert main(["video", str(src), "-o", str(plain), "--codec", "ffv1", "--model", str(multiframe.model_path), "--no-stabilize", "-q"]) == 0
+    args = ["--codec", "ffv1", "--model", str(multiframe.model_path), "--no-stabilize", "-q"]
+    assert main(["video", str(src), "-o", str(plain), *args]) == 0
     told = []
     restore = Restorer._restore_ensemble
-    monkeypatch.setattr(Restorer, "_restore_ensemble", lambda self, rgb, on_tile, hint, n: told.append(n is not None) or restore(self, rgb, on_tile, hint, n))
-    args = ["video", str(src), "-o", str(x8), "--codec", "ffv1", "--model", str(multiframe.model_path), "--no-stabilize", "--ensemble", "-q"]
-    assert main(args) == 0
+
+    def spy(self, rgb, on_tile, hint, neighbours):
+        told.append(neighbours is not None)
+        return restore(self, rgb, on_tile, hint, neighbours)
+
+    monkeypatch.setattr(Restorer, "_restore_ensemble", spy)
+    assert main(["video", str(src), "-o", str(x8), *args, "--ensemble"]) == 0
     assert told == [True] * 3 and frame_times(x8) == frame_times(src)
     a, b = decoded_rgb(plain), decoded_rgb(x8)
     assert len(a) == len(b) == 3 and any(not np.array_equal(p, q) for p, q in zip(a, b))
