@@ -19,7 +19,7 @@ import torch
 from training_clips import arguments, compressed_clips, frame_by_frame, mean_psnr_y, mean_row, summary_row, write_json
 
 from revamp.inference.restorer import Restorer
-from revamp.train.generator import mix_neighbours_into_stem
+from revamp.train.generator import mix_neighbours_into_stem, stem_planes
 from revamp.video.job import restore_video_frame
 
 DEGRADATIONS = [("h264", 37), ("h265", 37)]
@@ -54,11 +54,10 @@ def main() -> None:
 def stem_weights(model) -> dict[str, float]:
     """Mean |weight| of the encoder stem on the frame's RGB planes and on the neighbours' (after the
     restorer folded the BatchNorm into it)."""
-    stem = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)).weight.detach().float()
-    cfg = model.config
-    first = cfg.in_channels + cfg.cond_channels
-    return {"frame": round(stem[:, : cfg.in_channels].abs().mean().item(), 4),
-            "neighbours": round(stem[:, first : first + 2 * cfg.neighbours * cfg.in_channels].abs().mean().item(), 4)}
+    stem, frame, neighbours = stem_planes(model)
+    weight = stem.weight.detach().float()
+    return {"frame": round(weight[:, frame].abs().mean().item(), 4),
+            "neighbours": round(torch.cat([weight[:, planes] for planes in neighbours], 1).abs().mean().item(), 4)}
 
 
 if __name__ == "__main__":

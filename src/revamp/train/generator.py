@@ -36,6 +36,15 @@ def build_generator(cfg: dict) -> tuple[UNetGenerator, dict | None]:
     return model, None
 
 
+def stem_planes(model: UNetGenerator) -> tuple[torch.nn.Conv2d, slice, list[slice]]:
+    """The encoder's first conv, and which of its input channels are the frame's RGB and each
+    neighbour's RGB (they follow the frame's and the codec planes; any quality planes come last)."""
+    cfg = model.config
+    stem = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    rgb, first = cfg.in_channels, cfg.in_channels + cfg.cond_channels
+    return stem, slice(0, rgb), [slice(first + k * rgb, first + (k + 1) * rgb) for k in range(2 * cfg.neighbours)]
+
+
 def mix_neighbours_into_stem(model: UNetGenerator, share: float) -> None:
     """Move ``share`` of the encoder stem's weights on the frame's RGB onto each neighbour's RGB
     (W_neighbour += share W_frame, then W_frame *= 1 - 2 neighbours share). Where the aligned
@@ -43,18 +52,16 @@ def mix_neighbours_into_stem(model: UNetGenerator, share: float) -> None:
     it did; elsewhere the encoder sees a temporal average of the frames. Neighbour weights that
     started at zero stay near it for thousands of steps (docs/models.md, `video-quality`), and such
     an average is a start training alone does not find."""
-    cfg = model.config
-    n = 2 * cfg.neighbours
+    stem, frame, neighbours = stem_planes(model)
+    n = len(neighbours)
     if not n or not 0 <= share <= 1 / n:
-        raise ValueError(f"share must be in [0, 1/{n}] for a model with {cfg.neighbours} neighbours on each side, not {share}")
-    stem = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
-    rgb = cfg.in_channels
-    first = rgb + cfg.cond_channels  # the neighbours' RGB planes follow the frame's and the codec planes
+        raise ValueError(f"share must be in [0, 1/{n}] for a model with {model.config.neighbours} neighbours on each side, "
+                         f"not {share}")
     with torch.no_grad():
-        frame = stem.weight[:, :rgb].clone()
-        for k in range(n):
-            stem.weight[:, first + k * rgb : first + (k + 1) * rgb] += share * frame
-        stem.weight[:, :rgb] = (1 - n * share) * frame
+        weights = stem.weight[:, frame].clone()
+        for planes in neighbours:
+            stem.weight[:, planes] += share * weights
+        stem.weight[:, frame] = (1 - n * share) * weights
 
 
 class Transfer(NamedTuple):
