@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import json
 import os
 import shutil
@@ -289,7 +290,7 @@ def test_killing_the_server_mid_study_loses_no_committed_vote(tmp_path):
                 status, _ = call(base, "/api/vote", {"item": item["item"], "scores": {str(s["id"]): 3 for s in item["stimuli"]}}, token)
                 if status == 200:
                     acknowledged.append(item["item"])
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, or killed mid-response (IncompleteRead)
                 return
 
     worker = threading.Thread(target=rate)
