@@ -5,8 +5,8 @@ H.264/H.265 at several CRFs, measured on the decoded Y plane.
         [--degrade h264:37 ...] [--crf 18 --crf 14 ...] [--json FILE]
 
 Each clip is compressed at the given codec and quantiser (`revamp eval --video`'s round trip),
-restored as `revamp video` did when this was measured (the model told the file's quantisers,
-the stabiliser's forward pass at 0.5; the cost of the encoding hardly depends on it), then
+restored as `revamp video` restores it (the model told the file's quantisers, the stabiliser at
+its default), then
 encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
 yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
 the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from revamp.data.degrade import video_roundtrip
+from revamp.defaults import STABILIZE
 from revamp.evaluation.video import BT601, clip_hints, load_clips, restore_clip
 from revamp.inference.restorer import Restorer
 from revamp.metrics import rgb_to_y
@@ -75,7 +76,8 @@ def main() -> None:
             luma: list[np.ndarray] = []
             fast: list[np.ndarray] = []
             compressed = video_roundtrip(refs, kind, q, steps=steps, luma=luma, fast=fast)
-            restored = restore_clip(restorer, compressed if restorer.exact_video_rgb else fast, 0.5, clip_hints(kind, steps, *refs[0].shape[:2]), look_ahead=0)
+            hints = clip_hints(kind, steps, *refs[0].shape[:2])
+            restored = restore_clip(restorer, compressed if restorer.exact_video_rgb else fast, STABILIZE, hints, kind=kind)
             pixels = len(refs) * refs[0].shape[0] * refs[0].shape[1]
             for label, codec, crf in [("ffv1", "ffv1", None)] + [(f"{args.codec} crf {c}", args.codec, c) for c in crfs]:
                 planes, size = encode_decode(restored, codec, crf)

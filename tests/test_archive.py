@@ -173,14 +173,13 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     import torch
     from videos import moving_frames
 
-    from revamp.defaults import STABILIZE_MULTI_FRAME, stabilize_mix
+    from revamp.defaults import STABILIZE
     from revamp.evaluation.video import restore_clip
     from revamp.inference.restorer import Restorer
     from revamp.models.files import save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.video.job import restore_frames
 
-    assert stabilize_mix(1) == STABILIZE_MULTI_FRAME != stabilize_mix(0)  # each model is streamed at its own default mix
     frames = moving_frames(5, 64, 96, seed=4)
     torch.manual_seed(0)
     model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light", cond_channels=2, neighbours=1))
@@ -190,5 +189,5 @@ def test_frame_iterator_gives_what_revamp_eval_video_restores(tmp_path):
     for restorer in (Restorer("video", device="cpu"), Restorer(str(tmp_path / "mf.safetensors"), device="cpu"),
                      Restorer("video-quality", device="cpu")):
         streamed = list(restore_frames(restorer, iter(frames)))
-        reference = restore_clip(restorer, frames, stabilize_mix(restorer.neighbours))
+        reference = restore_clip(restorer, frames, STABILIZE)
         assert len(streamed) == 5 and all(np.array_equal(a, b) for a, b in zip(streamed, reference))

@@ -365,6 +365,29 @@ def test_a_frame_leans_more_on_a_finer_quantised_neighbour():
     assert np.allclose(pulled(1), [0.15, MAX_WEIGHT / 2], atol=1e-3)
 
 
+def test_the_stabiliser_warps_bicubically_and_keeps_the_detail_of_a_slow_pan(monkeypatch):
+    """A pan of half a pixel a frame, perfectly restored: what the stabiliser blends in must be as
+    sharp as the frame. Bilinear warps, repeated by its forward pass, blur it (the shipped
+    interpolation is the bicubic one, revamp.video.flow.INTERPOLATION)."""
+    import cv2
+
+    import revamp.video.flow as flow
+    from revamp.video.stabilize import TemporalStabilizer, stabilize_clip
+
+    base = natural_image(160, 200, seed=8)
+    frames = [cv2.warpAffine(base, np.float32([[1, 0, -0.5 * t], [0, 1, 0]]), (200, 160), flags=cv2.INTER_CUBIC) for t in range(8)]
+    truth = [f.astype(np.float32) / 255 for f in frames]
+
+    def fidelity():
+        out = stabilize_clip(TemporalStabilizer(0.6), frames, [t.copy() for t in truth])
+        return np.mean([psnr(255 * o, 255 * t, crop=16) for o, t in zip(out[1:], truth[1:])])
+
+    assert flow.INTERPOLATION == cv2.INTER_CUBIC
+    bicubic = fidelity()
+    monkeypatch.setattr(flow, "INTERPOLATION", cv2.INTER_LINEAR)
+    assert bicubic > fidelity() + 2  # dB; about 3.4 here
+
+
 def test_flow_measured_on_shrunk_frames_reads_a_known_shift():
     import cv2
 
@@ -612,10 +635,10 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
         assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # FFmpeg exports no HEVC quantisers
     elif codec == "libx264":
         assert expected[0] <= qp <= expected[1]  # x264 codes I frames at QP-3 and B frames at QP+2
-        assert OUTPUT_CRF_MAX - 4 <= output_crf(qp) <= OUTPUT_CRF_MAX
+        assert OUTPUT_CRF_MAX - 6 <= output_crf(qp) <= OUTPUT_CRF_MAX
     else:  # MPEG-2 at the encoder's default rate: some quantiser is read
         assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX
-    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 5 and output_crf(50) == OUTPUT_CRF_MAX
+    assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 3 and output_crf(50) == OUTPUT_CRF_MAX
 
 
 def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from revamp.defaults import (OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, STABILIZE, STABILIZE_MULTI_FRAME, STRENGTH, TILE, TILE_OVERLAP,
+from revamp.defaults import (OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, STABILIZE, STRENGTH, TILE, TILE_OVERLAP,
                              VIDEO_TILE)
 from revamp.imageio import MAX_PIXELS
 from revamp.models.registry import VIDEO_MODEL
@@ -476,8 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  f"fine enough to keep the restoration, {OUTPUT_CRF_MIN}-{OUTPUT_CRF_MAX})")
     video.add_argument("--deinterlace", nargs="?", const="bwdif", choices=["bwdif", "yadif"], help="deinterlace first (default filter bwdif)")
     video.add_argument("--stabilize", type=_number(float, low=0, below=1), metavar="S",
-                       help=f"temporal stabilisation strength in [0, 1) (default {STABILIZE}; multi-frame models "
-                            f"{STABILIZE_MULTI_FRAME})")
+                       help=f"temporal stabilisation strength in [0, 1) (default {STABILIZE})")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")
     video.add_argument("--ensemble", action="store_true",
                        help="average the restorations of each frame's 8 flips and rotations: more fidelity, 8x the time")
@@ -508,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--video", action="store_true", help="DATA holds clips (video files or frame folders): ΔPSNR/ΔSSIM and temporal metrics")
     ev.add_argument("--stabilize", type=_number(float, low=0, below=1),
-                    help=f"with --video: also rows with the temporal stabiliser at this mix (0: none; default {STABILIZE}; "
-                         f"multi-frame models {STABILIZE_MULTI_FRAME})")
+                    help=f"with --video: also rows with the temporal stabiliser at this mix (0: none; default {STABILIZE})")
     ev.add_argument("--max-frames", type=_number(int, low=2), default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
     ev.add_argument("--ensemble", action="store_true", help="restore with the x8 self-ensemble (rows named MODEL x8)")

@@ -7,19 +7,10 @@ TILE_OVERLAP = 64  # pixels of overlap between neighbouring tiles, blended linea
 # of a frame, run side by side on the cores, finish together (`revamp video`, `revamp bench`).
 VIDEO_TILE = 768
 STRENGTH = 1.0  # the model's correction as trained (Restorer's ``strength``)
-STABILIZE = 0.6  # the video stabiliser's mix (revamp.video.stabilize) for single-frame models; chosen on the training clips
-# A multi-frame model's restorations already agree from frame to frame, and blending more of the
-# neighbours in smooths them: on the training clips `video-quality` gains most at this mix
-# (bench/stabilizer_mix.py; `video` is level between 0.45 and 0.6 there).
-STABILIZE_MULTI_FRAME = 0.45
-
-
-def stabilize_mix(neighbours: int, asked: float | None = None) -> float:
-    """The stabiliser's mix: ``asked`` where given (0: off), else the default for a model that sees
-    ``neighbours`` frames on each side."""
-    if asked is not None:
-        return asked
-    return STABILIZE_MULTI_FRAME if neighbours else STABILIZE
+# The video stabiliser's mix (revamp.video.stabilize), chosen on the training clips: best for `video`
+# and for the multi-frame `video-quality` alike (bench/warp_interpolation.py; with bilinear warps the
+# multi-frame model had done best at 0.45).
+STABILIZE = 0.6
 
 
 # The quantiser step a codec-aware model is told for a video frame, as a fraction of the step the
@@ -35,11 +26,11 @@ H265_HINT_SCALE = 1.0
 # too (tuned on the training clips: bench/video_hint_scale.py). --strength multiplies it.
 BLIND_VIDEO_STRENGTH = 0.9
 # Re-encoding must not eat the restoration (`revamp video`'s h264/h265 outputs, revamp.video.io.output_crf):
-# on Vid4, a clip restored by `video` and written with x264 (psycho-visual tuning and adaptive
-# quantisation off: revamp.video.io.open_encoder_stream) at CRF c = the input's
-# H.264-equivalent QP - 27, within 0-12, loses at most 0.03 dB PSNR-Y against a lossless file (QP 27:
-# CRF 0, x264's lossless mode, where CRF 1 loses 0.031 dB; QP 32: CRF 5, 0.030; QP 37: CRF 10, 0.029;
-# QP 42: CRF 12, 0.028; bench/output_quality.py --model video, docs/video.md). Other inputs get
-# OUTPUT_CRF_BLIND (HEVC too: its slice QPs are read, but this rule was measured on H.264; at CRF 10
-# an H.265 QP37 input loses 0.015).
-OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 27, 0, 12, 10
+# on Vid4, a clip restored by `video` as `revamp video` restores it (stabiliser included) and written
+# with x264 (psycho-visual tuning and adaptive quantisation off: revamp.video.io.open_encoder_stream)
+# at CRF c = the input's H.264-equivalent QP - 29, within 0-12, loses at most 0.03 dB PSNR-Y against a
+# lossless file (QP 27: CRF 0, x264's lossless mode, where CRF 1 loses 0.037 dB; QP 32: CRF 3, 0.028;
+# QP 37: CRF 8, 0.028; QP 42: CRF 12, 0.022; bench/output_quality.py --model video, docs/video.md).
+# Other inputs get OUTPUT_CRF_BLIND (HEVC too: its slice QPs are read, but this rule was measured on
+# H.264; at CRF 10 an H.265 QP37 input loses 0.016).
+OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 29, 0, 12, 10

@@ -71,14 +71,23 @@ def warp_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(w, dtype=np.float32) + flow[..., 0], np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
 
 
-def remap(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Bilinear, edges replicated."""
-    return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+# How frames are warped: bicubic. A bilinear warp by a fraction of a pixel is a low-pass filter; the
+# stabiliser's forward pass, which warps its own output frame after frame, would pile that blur up,
+# and the gates that compare a warped frame with the frame would read it as mismatch
+# (bench/warp_interpolation.py).
+INTERPOLATION = cv2.INTER_CUBIC
+
+
+def remap(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray], interpolation: int | None = None) -> np.ndarray:
+    """``image`` sampled at ``maps`` (INTERPOLATION unless given), edges replicated."""
+    interpolation = INTERPOLATION if interpolation is None else interpolation
+    return cv2.remap(image, maps[0], maps[1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Samples ``image`` at x + flow(x): brings the previous frame onto the current one."""
-    return remap(image, warp_maps(flow))
+    """Samples ``image`` at x + flow(x), bilinearly: brings the previous frame onto the current one
+    as the temporal metrics' convention does (the warping error of Lai et al. 2018)."""
+    return remap(image, warp_maps(flow), cv2.INTER_LINEAR)
 
 
 def upscale_flow(flow: np.ndarray, scale: int) -> np.ndarray:
