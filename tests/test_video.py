@@ -375,7 +375,8 @@ def test_the_stabiliser_warps_bicubically_and_keeps_the_detail_of_a_slow_pan(mon
     from revamp.video.stabilize import TemporalStabilizer, stabilize_clip
 
     base = natural_image(160, 200, seed=8)
-    frames = [cv2.warpAffine(base, np.float32([[1, 0, -0.5 * t], [0, 1, 0]]), (200, 160), flags=cv2.INTER_CUBIC) for t in range(8)]
+    pan = [np.float32([[1, 0, -0.5 * t], [0, 1, 0]]) for t in range(8)]
+    frames = [cv2.warpAffine(base, m, (200, 160), flags=cv2.INTER_CUBIC) for m in pan]
     truth = [f.astype(np.float32) / 255 for f in frames]
 
     def fidelity():
