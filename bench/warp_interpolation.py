@@ -1,11 +1,12 @@
 """How frames are warped (revamp.video.flow.INTERPOLATION): bilinear against bicubic, for the
-stabiliser (its gates and the frames it blends) and for a multi-frame model's aligned neighbours;
-and the stabiliser's mix with each (how STABILIZE in revamp.defaults was chosen).
+stabiliser (the frames it blends and the warp its gates compare with the frame) and for a
+multi-frame model's aligned neighbours, and bicubic with bilinear gates alone; and the stabiliser's
+mix with each (how STABILIZE in revamp.defaults was chosen).
 
     .venv/bin/python bench/warp_interpolation.py [--data DIR] [--model video-quality] [--codecs h264,h265] [--json FILE]
 
 Each clip of DATA (default ../shared/data/video/train_clips) is compressed as `revamp eval
---video` does and, with each interpolation, restored frame by frame as `revamp video` restores it
+--video` does and, with each setting, restored frame by frame as `revamp video` restores it
 (a multi-frame model sees its neighbours warped so) and then stabilised at each mix of MIXES (the
 tolerance rule and look-ahead of `revamp video`). Printed: ΔPSNR-Y over the compressed input
 (BT.601 Y, no crop, mean over frames, then over clips).
@@ -16,12 +17,26 @@ import cv2
 from training_clips import arguments, compressed_clips, frame_by_frame, mean_psnr_y, mean_row, summary_row, write_json
 
 import revamp.video.flow as flow
+import revamp.video.stabilize as stabilize
 from revamp.data.degrade import VIDEO_CODECS
 from revamp.inference.restorer import Restorer
 from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip
 
-INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+# label -> (the warp of blended frames and neighbours, the warp of the stabiliser's gates)
+SETTINGS = {"bilinear": (cv2.INTER_LINEAR, cv2.INTER_LINEAR), "bicubic": (cv2.INTER_CUBIC, cv2.INTER_CUBIC),
+            "bicubic, bilinear gates": (cv2.INTER_CUBIC, cv2.INTER_LINEAR)}
 MIXES = (0.3, 0.45, 0.6, 0.7)
+
+
+def gated(gate: int):
+    """The stabiliser's warp_onto with ``gate`` for its warp (the maps it hands on for blending are the same)."""
+    def warp_onto(*args, **kwargs):
+        blend, flow.INTERPOLATION = flow.INTERPOLATION, gate
+        try:
+            return flow.warp_onto(*args, **kwargs)
+        finally:
+            flow.INTERPOLATION = blend
+    return warp_onto
 
 
 def main() -> None:
@@ -33,14 +48,15 @@ def main() -> None:
         for refs, comp, _, hints in clips:
             tolerances = [blend_tolerance(VIDEO_CODECS[kind][1], h) for h in hints]
             base = mean_psnr_y(comp, refs)
-            raw = None
-            for name, interpolation in INTERPOLATIONS.items():
-                flow.INTERPOLATION = interpolation
-                if raw is None or restorer.neighbours:  # a single-frame model's restorations do not depend on it
-                    raw = frame_by_frame(restorer, comp, hints)
-                gains.setdefault(f"{name}, frame by frame", []).append(mean_psnr_y(raw, refs) - base)
+            raw = {}  # restorations per warp: a single-frame model's do not depend on it
+            for name, (warp, gate) in SETTINGS.items():
+                flow.INTERPOLATION, stabilize.warp_onto = warp, gated(gate)
+                key = warp if restorer.neighbours else None
+                if key not in raw:
+                    raw[key] = frame_by_frame(restorer, comp, hints)
+                gains.setdefault(f"{name}, frame by frame", []).append(mean_psnr_y(raw[key], refs) - base)
                 for mix in MIXES:
-                    out = stabilize_clip(TemporalStabilizer(mix), comp, raw, tolerances)
+                    out = stabilize_clip(TemporalStabilizer(mix), comp, raw[key], tolerances)
                     gains.setdefault(f"{name}, mix {mix:g}", []).append(mean_psnr_y(out, refs) - base)
         rows.append(summary_row(kind, q, gains))
     write_json(args, rows=rows, mean=mean_row(rows))

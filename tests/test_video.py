@@ -642,6 +642,33 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
     assert output_crf(20) == OUTPUT_CRF_MIN and output_crf(32) == 3 and output_crf(50) == OUTPUT_CRF_MAX
 
 
+def _x264_settings(quality: int | None) -> dict[str, str]:
+    """The settings x264 wrote into its stream (its SEI) when `revamp video`'s encoder ran at CRF ``quality``."""
+    import io
+
+    from revamp.evaluation.video import BT601
+    from revamp.video.io import open_encoder_stream, rgb_to_frame
+
+    buf, packets = io.BytesIO(), []
+    with av.open(buf, "w", format="matroska") as container:
+        stream = open_encoder_stream(container, "h264", quality, BT601, 64, 48)
+        for i in range(3):
+            frame = rgb_to_frame(np.full((48, 64, 3), 40 * i, np.uint8), "yuv420p", BT601)
+            frame.pts, frame.time_base = i, BT601.time_base
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+    data = b"".join(bytes(p) for p in packets)
+    text = data[data.index(b"options: ") + 9 :].split(b"\0")[0].decode()
+    return dict(kv.split("=", 1) for kv in text.split())
+
+
+def test_near_transparent_outputs_use_the_fast_preset_without_psycho_visual_tuning():
+    fidelity, small = _x264_settings(None), _x264_settings(18)
+    assert (fidelity["subme"], fidelity["ref"], fidelity["psy"]) == ("4", "2", "0")  # x264's `faster`, psy off
+    assert fidelity["aq"].endswith(":0.00")  # no adaptive quantisation
+    assert (small["subme"], small["ref"], small["psy"]) == ("7", "3", "1")  # above OUTPUT_CRF_MAX: x264's defaults
+
+
 def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
     from revamp.video import job
 

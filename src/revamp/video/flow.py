@@ -72,9 +72,9 @@ def warp_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # How frames are warped: bicubic. A bilinear warp by a fraction of a pixel is a low-pass filter; the
-# stabiliser's forward pass, which warps its own output frame after frame, would pile that blur up,
-# and the gates that compare a warped frame with the frame would read it as mismatch
-# (bench/warp_interpolation.py).
+# stabiliser's forward pass, which warps its own output frame after frame, would pile that blur up
+# (bench/warp_interpolation.py). Its gates warp bicubically too: bilinear ones gained on the bench's
+# clips but lost on x264 `medium` files and on blind H.265 (docs/video.md, Temporal stabilisation).
 INTERPOLATION = cv2.INTER_CUBIC
 
 

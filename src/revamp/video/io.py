@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from revamp.defaults import OUTPUT_CRF_BLIND, OUTPUT_CRF_MARGIN, OUTPUT_CRF_MAX, OUTPUT_CRF_MIN
+from revamp.defaults import OUTPUT_CRF_BLIND, OUTPUT_CRF_MARGIN, OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, OUTPUT_X264_PRESET
 from revamp.hevc import HevcQuantisers
 
 # FFmpeg's AVColorSpace / AVColorRange numbers (as PyAV reports them).
@@ -366,7 +366,7 @@ def open_encoder_stream(container, codec: str, quality: int | None, info: VideoI
     # input they cost 0.02 dB PSNR-Y (docs/video.md).
     fidelity = quality_option == "crf" and (quality is None or quality <= OUTPUT_CRF_MAX)
     if codec == "h264" and fidelity:
-        options["x264-params"] = "psy=0:aq-mode=0"
+        options.update({"preset": OUTPUT_X264_PRESET, "x264-params": "psy=0:aq-mode=0"})
     if codec == "h265":
         options["x265-params"] = "log-level=error" + (":psy-rd=0:psy-rdoq=0:aq-mode=0" if fidelity else "")
     if codec == "prores":
