@@ -10,8 +10,8 @@ its default), then
 encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 limited range,
 yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
 the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
-against the lossless output, the size in bits per pixel, and the encoder's seconds per megapixel
-(wall time of the encode alone, this machine's threads). ``--preset``: x264/x265 presets to try
+against the lossless output, the size in bits per pixel, and the writer's seconds per megapixel
+(wall time of converting, encoding and muxing into memory, with this machine's threads). ``--preset``: x264/x265 presets to try
 besides `revamp video`'s own.
 """
 from __future__ import annotations
