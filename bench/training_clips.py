@@ -33,6 +33,9 @@ def arguments(doc: str) -> argparse.Namespace:
     ap.add_argument("--model", default="video")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--codecs", help="comma-separated: only these codecs' degradations (default: all)")
+    # `revamp eval --video` encodes with x264/x265's fast presets; most users' files come from `medium`,
+    # and a setting can win on one and lose on the other (docs/video.md, Temporal stabilisation).
+    ap.add_argument("--preset", help="x264/x265 preset of the round trip (default: revamp eval --video's)")
     ap.add_argument("--json")
     return ap.parse_args()
 
@@ -56,7 +59,7 @@ def compressed_clips(args: argparse.Namespace, degradations=DEGRADATIONS, exact:
         for refs in clips.values():
             steps: list[float] = []
             fast: list[np.ndarray] = []
-            comp = video_roundtrip(refs, kind, q, steps=steps, fast=fast)
+            comp = video_roundtrip(refs, kind, q, steps=steps, fast=fast, preset=args.preset)
             comp = comp if exact else fast
             yield refs, comp, steps, clip_hints(kind, steps, *refs[0].shape[:2])
 
@@ -118,5 +121,6 @@ def label(kind: str, q: int) -> str:
 
 def write_json(args: argparse.Namespace, **payload) -> None:
     if args.json:
-        Path(args.json).write_text(json.dumps({"data": args.data, "model": args.model, "frames": args.frames, **payload,
-                                               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}, indent=1))
+        head = {"data": args.data, "model": args.model, "frames": args.frames, "preset": args.preset}
+        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+        Path(args.json).write_text(json.dumps({**head, **payload, "machine": machine}, indent=1))
