@@ -11,8 +11,8 @@ encoded through `revamp video`'s own encoder settings (revamp.video.io: BT.601 l
 yuv420p) into memory and decoded again. Reported per output setting, as means over clips: PSNR of
 the decoded Y plane against BT.601 Y of the originals (mean over frames, no crop), its cost
 against the lossless output, the size in bits per pixel, and the writer's seconds per megapixel
-(wall time of converting, encoding and muxing into memory, with this machine's threads). ``--preset``: x264/x265 presets to try
-besides `revamp video`'s own.
+(wall time of converting, encoding and muxing into memory, with this machine's threads).
+``--preset``: x264/x265 presets to try besides `revamp video`'s own.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from revamp.video.io import CODECS, open_encoder_stream, rgb_to_frame
 def encode_decode(frames: list[np.ndarray], codec: str, crf: int | None,
                   preset: str | None = None) -> tuple[list[np.ndarray], int, float]:
     """Frames through `revamp video`'s encoder settings (``preset`` instead of its own, if given) and
-    back: (decoded Y planes, bytes, seconds spent encoding)."""
+    back: (decoded Y planes, bytes, seconds spent writing: conversion, encoding, muxing)."""
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
     start = time.perf_counter()
