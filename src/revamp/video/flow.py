@@ -40,17 +40,21 @@ def flow_to_previous(current: np.ndarray, previous: np.ndarray, dis: cv2.DISOpti
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
-def warp_onto(frame: np.ndarray, other: np.ndarray, dis: cv2.DISOpticalFlow, tolerance: float, max_lines: int | None = None):
+def warp_onto(frame: np.ndarray, other: np.ndarray, dis: cv2.DISOpticalFlow, tolerance: float, max_lines: int | None = None,
+              window: int = 1):
     """``other`` (uint8 RGB) warped onto ``frame`` by the flow between them, measured on frames
     shrunk by an integer factor to at most ``max_lines`` lines (None: full size). Returns (flow,
-    remap maps, warped uint8 frame, per-pixel match weight exp(-(mean |frame - warped| / tolerance)^2),
-    tolerance in [0, 1] pixels)."""
+    remap maps, warped uint8 frame, per-pixel match weight exp(-(mismatch / tolerance)^2), tolerance
+    in [0, 1] pixels), the mismatch being mean |frame - warped| over the channels and over a
+    ``window`` x ``window`` patch around each pixel."""
     downscale = -(-frame.shape[0] // max_lines) if max_lines else 1
     flow = flow_to_previous(frame, other, dis, downscale)
     maps = warp_maps(flow)
     # Warped in uint8: its rounding (half a level) is small against any tolerance of several levels.
     warped = remap(other, maps)
     mismatch = cv2.transform(cv2.absdiff(frame, warped).astype(np.float32), _CHANNEL_MEAN)
+    if window > 1:
+        mismatch = cv2.blur(mismatch, (window, window), borderType=cv2.BORDER_REPLICATE)
     return flow, maps, warped, np.exp(-np.square(mismatch / (255 * tolerance)))
 
 

@@ -10,13 +10,15 @@ per-frame result). A forward pass carries the past, a backward pass over the nex
     fwd_t = raw_t + mix * confidence_t * (warp(fwd_{t-1}) - raw_t)
     bwd_t = raw_t + mix * confidence'_t * (warp(bwd_{t+1}) - raw_t),  bwd_{t+look_ahead} = raw
     out_t = (fwd_t + bwd_t) / 2
-    confidence_t = exp(-(|in_t - warp(in_{t-1})| / tolerance_t)^2), per pixel, from the inputs
+    confidence_t = exp(-(mismatch_t / tolerance_t)^2), per pixel, from the inputs: mismatch_t is
+    |in_t - warp(in_{t-1})| averaged over the GATE_WINDOW x GATE_WINDOW patch around the pixel
     (confidence'_t likewise with in_{t+1}).
 
 The tolerance follows the codec's noise: a mismatch that is compression noise on a heavily
 quantised frame is real change on a lightly quantised one. Where the file reports its quantisers
-(H.264, MPEG-2, MPEG-4) it is a fraction of the frame's mean quantiser step, else a fixed value
-(``blend_tolerance``; tuned on the training clips, bench/stabilizer_tolerance.py). A frame also
+(H.264, MPEG-2, MPEG-4) it is a fraction of the frame's mean quantiser step, for HEVC a fraction of
+the square root of its slice QP's step, else a fixed value (``blend_tolerance``; tuned on the
+training clips, bench/stabilizer_tolerance.py and bench/stabilizer_gate_window.py). A frame also
 leans more on a neighbour quantised more finely than itself: the neighbour's weight is multiplied
 by (tolerance_t / tolerance_neighbour)^QUALITY_POWER (bench/stabilizer_quality.py). The mix and
 the look-ahead were chosen on the training clips too (bench/stabilizer_look_ahead.py): two frames
@@ -41,13 +43,19 @@ from revamp.video.flow import dis_flow, remap, upscale_flow, warp_maps, warp_ont
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which the scene-cut test's confidence falls to 1/e
 CUT_AGREEMENT = 0.1  # below this mean confidence (at TOLERANCE) the previous frame is taken to be across a scene cut
 # Blending tolerance per unit of the frame's mean quantiser step (revamp.codec's steps, in 0-255
-# levels), within TOLERANCE_RANGE; BLIND_TOLERANCE where the file reports no quantisers, and for
-# HEVC (its slice QPs are read, revamp.hevc, but the fraction the training clips chose for them, as
-# a larger one for H.264, did not hold on Vid4). Chosen with the stabiliser as `revamp video` runs
-# it: bench/stabilizer_tolerance.py, docs/video.md.
+# levels), within TOLERANCE_RANGE; for HEVC, whose pictures report one slice QP each (revamp.hevc),
+# HEVC_ROOT_FRACTION x the square root of the step (as a fraction of 255): the training clips asked
+# for a tolerance that grows more slowly with the step there. BLIND_TOLERANCE where the file
+# reports no quantisers. Chosen with the stabiliser as `revamp video` runs it:
+# bench/stabilizer_tolerance.py, bench/stabilizer_gate_window.py, docs/video.md.
 STEP_FRACTION = {"h264": 0.2 / 255, "mpeg2video": 0.6 / 255, "mpeg4": 0.6 / 255}
+HEVC_ROOT_FRACTION = 0.086
 TOLERANCE_RANGE = (0.008, 0.12)
-BLIND_TOLERANCE = 0.03
+BLIND_TOLERANCE = 0.024
+# The mismatch is averaged over this many pixels square before the tolerance applies: the gate then
+# answers to a patch, which compression noise moves little and a misregistered edge moves a lot,
+# instead of to single noisy pixels (bench/stabilizer_gate_window.py).
+GATE_WINDOW = 7
 # Taller frames have their flow measured shrunk by an integer factor to at most this many lines
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
 FLOW_LINES = 576
@@ -78,8 +86,10 @@ class Pair:
 
 def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
     """The blending tolerance for a frame of ``codec`` (FFmpeg's decoder name) with quantisers ``hint``."""
-    if hint.steps is None or codec not in STEP_FRACTION:
+    if hint.steps is None or codec not in (*STEP_FRACTION, "hevc"):
         return BLIND_TOLERANCE
+    if codec == "hevc":
+        return float(np.clip(HEVC_ROOT_FRACTION * np.sqrt(float(np.mean(hint.steps)) / 255), *TOLERANCE_RANGE))
     return step_tolerance(STEP_FRACTION[codec], hint.steps)
 
 
@@ -116,13 +126,13 @@ class TemporalStabilizer:
         self.prev_input, self.prev_tolerance = frame_in, tolerance
         if previous is None or self.mix == 0:
             return Pair(None, None)
-        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines)
+        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines, GATE_WINDOW)
         if weight.mean() < CUT_AGREEMENT:
             return Pair(None, None)  # a scene cut: nothing of the other shot is blended in
         forward = self._motion(flow, maps, weight, tolerance, previous_tolerance)
         if not self.look_ahead:
             return Pair(forward, None)
-        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines)
+        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines, GATE_WINDOW)
         return Pair(forward, self._motion(flow, maps, weight, previous_tolerance, tolerance))
 
     def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float, neighbour_tolerance: float) -> Motion:
