@@ -12,13 +12,11 @@ Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no crop, mean over frames
 """
 from __future__ import annotations
 
-import numpy as np
 from training_clips import arguments, mean_psnr_y, mean_row, restored_clips, summary_row, write_json
 
-import revamp.video.stabilize as stabilize
 from revamp.data.degrade import VIDEO_CODECS
 from revamp.defaults import STABILIZE
-from revamp.video.stabilize import STEP_FRACTION, TOLERANCE_RANGE, TemporalStabilizer, stabilize_clip, step_tolerance
+from revamp.video.stabilize import STEP_FRACTION, TemporalStabilizer, root_tolerance, stabilize_clip, step_tolerance
 
 # label -> (window, factor on the H.264/MPEG-2 step tolerance, HEVC's root fraction or a fixed tolerance for it, strength)
 SETTINGS = {
@@ -40,9 +38,7 @@ SETTINGS = {
 def tolerance(codec: str, hint, factor: float, hevc) -> float:
     """A frame's tolerance under a setting (as revamp.video.stabilize.blend_tolerance for the shipped one)."""
     if codec == "hevc":
-        if isinstance(hevc, float):
-            return hevc
-        return float(np.clip(hevc[1] * np.sqrt(float(np.mean(hint.steps)) / 255), *TOLERANCE_RANGE))
+        return hevc if isinstance(hevc, float) else root_tolerance(hevc[1], hint.steps)
     return factor * step_tolerance(STEP_FRACTION[codec], hint.steps)
 
 
@@ -56,9 +52,8 @@ def main() -> None:
             base = mean_psnr_y(comp, refs)
             gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
             for name, (window, factor, hevc, mix) in SETTINGS.items():
-                stabilize.GATE_WINDOW = window
                 tolerances = [tolerance(codec, h, factor, hevc) for h in hints]
-                out = stabilize_clip(TemporalStabilizer(mix), comp, raw, tolerances)
+                out = stabilize_clip(TemporalStabilizer(mix, window=window), comp, raw, tolerances)
                 gains.setdefault(name, []).append(mean_psnr_y(out, refs) - base)
         rows.append(summary_row(kind, q, gains))
     write_json(args, rows=rows, mean=mean_row(rows))

@@ -52,9 +52,9 @@ STEP_FRACTION = {"h264": 0.2 / 255, "mpeg2video": 0.6 / 255, "mpeg4": 0.6 / 255}
 HEVC_ROOT_FRACTION = 0.086
 TOLERANCE_RANGE = (0.008, 0.12)
 BLIND_TOLERANCE = 0.024
-# The mismatch is averaged over this many pixels square before the tolerance applies: the gate then
-# answers to a patch, which compression noise moves little and a misregistered edge moves a lot,
-# instead of to single noisy pixels (bench/stabilizer_gate_window.py).
+# The mismatch is averaged over this many pixels square (the stabiliser's ``window``) before the
+# tolerance applies: the gate then answers to a patch, which compression noise moves little and a
+# misregistered edge moves a lot, instead of to single noisy pixels (bench/stabilizer_gate_window.py).
 GATE_WINDOW = 7
 # Taller frames have their flow measured shrunk by an integer factor to at most this many lines
 # (720p at half size: a quarter of the time; SD keeps its full size). bench/stabilizer_flow.py.
@@ -86,11 +86,13 @@ class Pair:
 
 def blend_tolerance(codec: str | None, hint: CodecHint) -> float:
     """The blending tolerance for a frame of ``codec`` (FFmpeg's decoder name) with quantisers ``hint``."""
-    if hint.steps is None or codec not in (*STEP_FRACTION, "hevc"):
+    if hint.steps is None:
         return BLIND_TOLERANCE
     if codec == "hevc":
-        return float(np.clip(HEVC_ROOT_FRACTION * np.sqrt(float(np.mean(hint.steps)) / 255), *TOLERANCE_RANGE))
-    return step_tolerance(STEP_FRACTION[codec], hint.steps)
+        return root_tolerance(HEVC_ROOT_FRACTION, hint.steps)
+    if codec in STEP_FRACTION:
+        return step_tolerance(STEP_FRACTION[codec], hint.steps)
+    return BLIND_TOLERANCE
 
 
 def step_tolerance(fraction: float, steps: np.ndarray) -> float:
@@ -98,13 +100,18 @@ def step_tolerance(fraction: float, steps: np.ndarray) -> float:
     return float(np.clip(fraction * float(np.mean(steps)), *TOLERANCE_RANGE))
 
 
+def root_tolerance(fraction: float, steps: np.ndarray) -> float:
+    """``fraction`` x the square root of a frame's mean quantiser step as a fraction of 255, within TOLERANCE_RANGE."""
+    return float(np.clip(fraction * np.sqrt(float(np.mean(steps)) / 255), *TOLERANCE_RANGE))
+
+
 class TemporalStabilizer:
     def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES,
-                 look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER):
+                 look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER, window: int = GATE_WINDOW):
         if not 0 <= mix < 1:
             raise ValueError("the stabiliser mix must be in [0, 1)")
         self.mix, self.tolerance, self.scale, self.flow_lines, self.look_ahead = mix, tolerance, scale, flow_lines, look_ahead
-        self.quality_power = quality_power
+        self.quality_power, self.window = quality_power, window
         self.dis = dis_flow(refine=False)
         self.prev_input: np.ndarray | None = None
         self.prev_tolerance = tolerance
@@ -126,13 +133,13 @@ class TemporalStabilizer:
         self.prev_input, self.prev_tolerance = frame_in, tolerance
         if previous is None or self.mix == 0:
             return Pair(None, None)
-        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines, GATE_WINDOW)
+        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines, self.window)
         if weight.mean() < CUT_AGREEMENT:
             return Pair(None, None)  # a scene cut: nothing of the other shot is blended in
         forward = self._motion(flow, maps, weight, tolerance, previous_tolerance)
         if not self.look_ahead:
             return Pair(forward, None)
-        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines, GATE_WINDOW)
+        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines, self.window)
         return Pair(forward, self._motion(flow, maps, weight, previous_tolerance, tolerance))
 
     def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float, neighbour_tolerance: float) -> Motion:
