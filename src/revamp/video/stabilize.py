@@ -106,8 +106,9 @@ def root_tolerance(fraction: float, steps: np.ndarray) -> float:
 
 
 class TemporalStabilizer:
-    def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1, flow_lines: int | None = FLOW_LINES,
-                 look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER, window: int = GATE_WINDOW):
+    def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1,
+                 flow_lines: int | None = FLOW_LINES, look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER,
+                 window: int = GATE_WINDOW):
         if not 0 <= mix < 1:
             raise ValueError("the stabiliser mix must be in [0, 1)")
         self.mix, self.tolerance, self.scale, self.flow_lines, self.look_ahead = mix, tolerance, scale, flow_lines, look_ahead
