@@ -12,11 +12,10 @@ Printed: ΔPSNR-Y over the compressed input (BT.601 Y, no crop, mean over frames
 """
 from __future__ import annotations
 
-from training_clips import arguments, mean_psnr_y, mean_row, restored_clips, summary_row, write_json
+from training_clips import arguments, mean_row, stabiliser_rows, write_json
 
-from revamp.data.degrade import VIDEO_CODECS
 from revamp.defaults import STABILIZE
-from revamp.video.stabilize import STEP_FRACTION, TemporalStabilizer, root_tolerance, stabilize_clip, step_tolerance
+from revamp.video.stabilize import STEP_FRACTION, TemporalStabilizer, root_tolerance, step_tolerance
 
 # label -> (window, factor on the H.264/MPEG-2 step tolerance, HEVC's root fraction or a fixed tolerance for it, strength)
 SETTINGS = {
@@ -44,18 +43,11 @@ def tolerance(codec: str, hint, factor: float, hevc) -> float:
 
 def main() -> None:
     args = arguments(__doc__)
-    rows = []
-    for kind, q, clips in restored_clips(args):
-        codec = VIDEO_CODECS[kind][1]
-        gains: dict[str, list[float]] = {}
-        for refs, comp, _, hints, raw in clips:
-            base = mean_psnr_y(comp, refs)
-            gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
-            for name, (window, factor, hevc, mix) in SETTINGS.items():
-                tolerances = [tolerance(codec, h, factor, hevc) for h in hints]
-                out = stabilize_clip(TemporalStabilizer(mix, window=window), comp, raw, tolerances)
-                gains.setdefault(name, []).append(mean_psnr_y(out, refs) - base)
-        rows.append(summary_row(kind, q, gains))
+    settings = {name: lambda window=window, mix=mix: TemporalStabilizer(mix, window=window)
+                for name, (window, _, _, mix) in SETTINGS.items()}
+    rules = {name: lambda codec, hint, factor=factor, hevc=hevc: tolerance(codec, hint, factor, hevc)
+             for name, (_, factor, hevc, _) in SETTINGS.items()}
+    rows = stabiliser_rows(args, settings, rules=rules)
     write_json(args, rows=rows, mean=mean_row(rows))
 
 

@@ -1,6 +1,6 @@
 """What the benches that tune video defaults on the training clips share (never on Vid4:
 bench/stabilizer_look_ahead.py, stabilizer_quality.py, stabilizer_tolerance.py,
-video_hint_scale.py): their command line, the degradations, the clips compressed as `revamp eval
+stabilizer_gate_window.py, video_hint_scale.py): their command line, the degradations, the clips compressed as `revamp eval
 --video` does (one IPB stream, constant QP/qscale) and restored frame by frame once, for the
 stabiliser settings to be compared on the same restorations, and their printed rows."""
 from __future__ import annotations
@@ -81,20 +81,24 @@ def frame_by_frame(restorer: Restorer, frames: list[np.ndarray], hints: list) ->
     return [restore_video_frame(restorer, rgb, hint, p) for rgb, hint, p in zip(frames, hints, planes)]
 
 
-def stabiliser_rows(args: argparse.Namespace, settings: dict, kinds: tuple[str, ...] | None = None) -> list[dict]:
+def stabiliser_rows(args: argparse.Namespace, settings: dict, kinds: tuple[str, ...] | None = None,
+                    rules: dict | None = None) -> list[dict]:
     """For each degradation (of ``kinds`` only, if given): ΔPSNR-Y frame by frame and with the
     stabiliser each of ``settings`` (label -> a new TemporalStabilizer) makes, with the tolerance
-    rule of `revamp video` (blend_tolerance)."""
+    rule of `revamp video` (blend_tolerance) unless ``rules`` gives the setting another
+    (label -> rule(codec, hint) -> tolerance)."""
     rows = []
     for kind, q, clips in restored_clips(args):
         if kinds and kind not in kinds:
             continue
+        codec = VIDEO_CODECS[kind][1]
         gains: dict[str, list[float]] = {}
         for refs, comp, _, hints, raw in clips:
-            tolerances = [blend_tolerance(VIDEO_CODECS[kind][1], h) for h in hints]
             base = mean_psnr_y(comp, refs)
             gains.setdefault("frame by frame", []).append(mean_psnr_y(raw, refs) - base)
             for name, stabilizer in settings.items():
+                rule = (rules or {}).get(name, blend_tolerance)
+                tolerances = [rule(codec, h) for h in hints]
                 gains.setdefault(name, []).append(mean_psnr_y(stabilize_clip(stabilizer(), comp, raw, tolerances), refs) - base)
         rows.append(summary_row(kind, q, gains))
     return rows
