@@ -1,8 +1,9 @@
 """What the benches that tune video defaults on the training clips share (never on Vid4:
 bench/stabilizer_look_ahead.py, stabilizer_quality.py, stabilizer_tolerance.py,
-stabilizer_gate_window.py, video_hint_scale.py): their command line, the degradations, the clips compressed as `revamp eval
---video` does (one IPB stream, constant QP/qscale) and restored frame by frame once, for the
-stabiliser settings to be compared on the same restorations, and their printed rows."""
+stabilizer_gate_window.py, video_hint_scale.py): their command line, the degradations, the clips
+compressed as `revamp eval --video` does (one IPB stream, constant QP/qscale) and restored frame by
+frame once, for the stabiliser settings to be compared on the same restorations, and their
+printed rows."""
 from __future__ import annotations
 
 import argparse
