@@ -117,7 +117,7 @@ class _Interrupt:
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
-        self.neighbour_quality = restorer.neighbour_quality
+        self.neighbour_quality, self.neighbour_window = restorer.neighbour_quality, restorer.neighbour_window
         self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
@@ -744,6 +744,75 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     assert cut.forward is None and cut.backward is None  # the stabiliser blends nothing across the cut either, either way
     pan = stabilizer.measure(frames[2])
     assert pan.forward is not None and pan.backward is not None
+
+
+def test_neighbour_gates_on_a_patch_answer_to_the_patch_and_let_less_real_change_in():
+    """A static shot whose neighbour has fresh noise and a square 60 levels brighter or darker:
+    gating on the mismatch of a 7 x 7 patch gives a gate that barely follows the noise pixel by
+    pixel, and lets less of the changed square in (the flow matches some of its pixels to others,
+    which a per-pixel gate lets through)."""
+    from revamp.video.neighbours import align
+
+    truth = natural_image(96, 128, seed=5).astype(np.float32)
+    changed = truth.copy()
+    square = changed[32:64, 48:80]
+    square += np.where(square > 127, -60, 60)
+    rng = np.random.default_rng(1)
+    frame, neighbour = (np.clip(t + rng.normal(0, 6, t.shape), 0, 255).astype(np.uint8) for t in (truth, changed))
+    static = np.ones(truth.shape[:2], bool)
+    static[24:72, 40:88] = False  # the square and a margin of a window around it
+    inside = (slice(35, 61), slice(51, 77))  # the square less half a window
+
+    _, patch = align(frame, neighbour, window=7)
+    _, pixel = align(frame, neighbour)
+    assert patch[static].std() < 0.5 * pixel[static].std()  # about 0.06 against 0.15 here
+    assert patch[inside].mean() < 0.8 * pixel[inside].mean()  # about 0.10 against 0.16
+
+
+def test_a_models_neighbour_window_gates_its_neighbours_in_every_path(tmp_path):
+    """The gates' window is the model's (UNetConfig.neighbour_window, in its file): `revamp video`
+    on raw frames, `revamp eval --video` and the training samples all gate with it, and a
+    fine-tune may change it (it prepares the input; no weight depends on it)."""
+    import torch
+
+    from revamp.codec import BLIND
+    from revamp.data.degrade import build_video_degradation
+    from revamp.evaluation.video import clip_neighbours
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.train.generator import build_generator
+    from revamp.video.job import restore_frames
+    from revamp.video.neighbours import neighbour_planes
+
+    config = dict(encoder="mobilenetv3_small_100", width=8, decoder="light", neighbours=1)
+    torch.manual_seed(0)
+    path = tmp_path / "window7.safetensors"
+    save_model(UNetGenerator(UNetConfig(**config, neighbour_window=7)), path, name="w7", task="test", recipe={}, half=False)
+    restorer = Restorer(str(path), device="cpu")
+    assert restorer.neighbour_window == 7
+
+    rng = np.random.default_rng(2)
+    frames = [np.clip(f + rng.normal(0, 8, f.shape), 0, 255).astype(np.uint8) for f in moving_frames(3, 64, 96, seed=3)]
+    patch, pixel = neighbour_planes(frames, 1, 1, window=7), neighbour_planes(frames, 1, 1)
+    assert np.abs(patch - pixel).max() > 0.05  # the two windows give different planes here
+    assert np.array_equal(list(clip_neighbours(restorer, frames, [BLIND] * 3))[1], patch)
+
+    seen = []
+
+    class Recording(_Interrupt):
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
+            seen.append(neighbours)
+            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
+
+    assert len(list(restore_frames(Recording(restorer, 3), frames, stabilize=0))) == 3
+    assert np.array_equal(seen[1], patch)
+
+    video = build_video_degradation({"codecs": {"h264": [30, 30]}}, {"neighbours": 1, "neighbour_window": 7})
+    assert (video.neighbours, video.neighbour_window) == (1, 7)
+    model, _ = build_generator({"init": str(path), "model": dict(config, neighbour_window=3)})
+    assert model.config.neighbour_window == 3
+    with pytest.raises(ValueError, match="architecture"):
+        build_generator({"init": str(path), "model": dict(config, neighbours=2)})
 
 
 @pytest.fixture(scope="module")

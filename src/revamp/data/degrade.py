@@ -204,9 +204,10 @@ class VideoDegradation:
     weights: dict[str, float] = field(default_factory=dict)
     # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
     # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three, and with
-    # ``neighbour_quality`` their quality planes (x 255) after those.
+    # ``neighbour_quality`` their quality planes (x 255) after those; gated over ``neighbour_window``.
     neighbours: int = 0
     neighbour_quality: bool = False
+    neighbour_window: int = 1
     motion: str = "pan"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -247,7 +248,7 @@ class VideoDegradation:
         from revamp.video.neighbours import neighbour_planes
 
         # The quality planes compare the decoded frames' steps, known even for a codec in blind_codecs.
-        around = neighbour_planes(decoded, k, self.neighbours, steps=steps, quality=self.neighbour_quality)
+        around = neighbour_planes(decoded, k, self.neighbours, steps=steps, quality=self.neighbour_quality, window=self.neighbour_window)
         planes = (around * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         return np.concatenate([decoded[k], planes], axis=2), step
 
@@ -308,9 +309,16 @@ class SRDegradation:
         return self.jpeg.sample(small, rng) if self.jpeg else (small, None)
 
 
-def build_video_degradation(video_cfg: dict, neighbours: int = 0, neighbour_quality: bool = False) -> VideoDegradation:
+def neighbour_settings(model: dict | None) -> dict:
+    """VideoDegradation's neighbour fields from a config's ``model`` section (multi-frame models)."""
+    model = model or {}
+    return {"neighbours": model.get("neighbours", 0), "neighbour_quality": model.get("neighbour_quality", False),
+            "neighbour_window": model.get("neighbour_window", 1)}
+
+
+def build_video_degradation(video_cfg: dict, model: dict | None = None) -> VideoDegradation:
     """The ``degradation.video`` section of a config (also what real training clips go through);
-    ``neighbours``, ``neighbour_quality``: the model's (multi-frame models)."""
+    ``model``: the config's model section, whose neighbours the samples carry (multi-frame models)."""
     codecs = {k: tuple(v) for k, v in video_cfg.get("codecs", VideoDegradation().codecs).items()}
     unknown = set(codecs) - set(VIDEO_CODECS)
     if unknown:
@@ -320,10 +328,10 @@ def build_video_degradation(video_cfg: dict, neighbours: int = 0, neighbour_qual
     if set(weights) - set(codecs) or any(v < 0 for v in weights.values()) or (weights and not any(weights.get(k, 1.0) for k in codecs)):
         raise ValueError(f"degradation.video.weights must give codecs of degradation.video.codecs non-negative odds, not all zero: {weights}")
     return VideoDegradation(codecs, int(video_cfg.get("frames", 5)), int(video_cfg.get("max_motion", 4)), tuple(video_cfg.get("blind_codecs", ())),
-                            presets, weights, neighbours, neighbour_quality, video_cfg.get("motion", "pan"))
+                            presets, weights, motion=video_cfg.get("motion", "pan"), **neighbour_settings(model))
 
 
-def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0, neighbour_quality: bool = False):
+def build_degradation(cfg: dict, scale: int = 1, model: dict | None = None):
     """Degradation from a config dict.
 
     ``jpeg: {...}`` and ``video: {prob, codecs, weights, frames, max_motion, motion, blind_codecs, presets}`` describe the compression (video
@@ -337,7 +345,7 @@ def build_degradation(cfg: dict, scale: int = 1, neighbours: int = 0, neighbour_
     video_cfg = cfg.get("video")
     video_prob = float(video_cfg.get("prob", 0.3)) if video_cfg else 0.0
     if video_cfg:
-        choices.append((video_prob, build_video_degradation(video_cfg, neighbours, neighbour_quality)))
+        choices.append((video_prob, build_video_degradation(video_cfg, model)))
     jpeg_cfg = cfg.get("jpeg")
     if jpeg_cfg is not None:
         base = JpegDegradation()  # what a key the section leaves out stays

@@ -89,6 +89,8 @@ class Restorer:
         self.neighbours: int = self.model.config.neighbours
         # ... and with each of them a plane that says how much finer it was quantised than the frame.
         self.neighbour_quality: bool = self.model.config.neighbour_quality
+        # ... gated on the mismatch over patches of this size, as in its training.
+        self.neighbour_window: int = self.model.config.neighbour_window
         self.tile, self.tile_overlap, self.even_tiles = tile, tile_overlap, even_tiles
         self.backend = pick_backend(backend, self.device)
         self.onnx = None

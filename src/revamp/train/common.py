@@ -68,9 +68,9 @@ class ValidationSet:
     decoded frame's quantiser, as in use): PSNR gain over the input per item kind (``gain_q10``, ``gain_h264_37``,
     ``gain_h265_37_medium``, ...), their mean, and LPIPS."""
 
-    def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, neighbours: int = 0,
-                 max_side: int = 512, neighbour_quality: bool = False):
-        from revamp.data.degrade import VideoDegradation
+    def __init__(self, files: list[Path], qualities: list[int], scale: int, video: list | None = None, model: dict | None = None,
+                 max_side: int = 512):
+        from revamp.data.degrade import VideoDegradation, neighbour_settings
 
         self.scale = scale
         # (key, reference, compressed input, quantiser step): the same preparation as `revamp eval`.
@@ -79,7 +79,7 @@ class ValidationSet:
         if video and scale != 1:
             raise ValueError("val_video is for artifact-removal models (scale 1)")
         for codec, q, *preset in video or []:
-            degradation = VideoDegradation({codec: (q, q)}, presets={codec: preset}, neighbours=neighbours, neighbour_quality=neighbour_quality)
+            degradation = VideoDegradation({codec: (q, q)}, presets={codec: preset}, **neighbour_settings(model))
             for i, img in enumerate(images):
                 clean = np.ascontiguousarray(img[:VAL_VIDEO_CROP, :VAL_VIDEO_CROP])
                 degraded, step = degradation.sample(clean, np.random.default_rng([17, i]))
@@ -151,16 +151,15 @@ class TrainingData:
         self.train_files, self.val_files = train_files, val_files
         self.images = [read_dataset_image(f) for f in train_files]
         self.scale = cfg["model"]["scale"]
-        neighbours, quality = cfg["model"].get("neighbours", 0), cfg["model"].get("neighbour_quality", False)
-        self.degradation = build_degradation(cfg["degradation"], self.scale, neighbours, quality)
+        self.degradation = build_degradation(cfg["degradation"], self.scale, cfg["model"])
         # Real video clips (data.clips), a share data.clip_prob of the samples, through degradation.video.
         self.clips, self.clip_degradation = [], None
         if cfg["data"].get("clips"):
             if self.scale != 1 or "video" not in cfg["degradation"]:
                 raise ValueError("data.clips needs an artifact-removal model (scale 1) with a degradation.video section")
             self.clips = [np.stack([read_dataset_image(f) for f in frames]) for frames in list_clips(cfg["data"]["clips"])]
-            self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], neighbours, quality)
-        self.val = (ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], neighbours, neighbour_quality=quality)
+            self.clip_degradation = build_video_degradation(cfg["degradation"]["video"], cfg["model"])
+        self.val = (ValidationSet(val_files, cfg["val_qualities"], self.scale, cfg["val_video"], cfg["model"])
                     if val_files else None)
         self.cfg = cfg
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,8 +26,11 @@ def build_generator(cfg: dict) -> tuple[UNetGenerator, dict | None]:
         from revamp.models.files import load_model
 
         model, _ = load_model(cfg["init"])
-        if model.config != UNetConfig(**dict(cfg["model"], spectral_norm=False)):
+        wanted = UNetConfig(**dict(cfg["model"], spectral_norm=False))
+        # The neighbours' gate window is how the input is prepared, not a weight: a fine-tune may change it.
+        if replace(model.config, neighbour_window=wanted.neighbour_window) != wanted:
             raise ValueError(f"init model {cfg['init']} has architecture {model.config.to_dict()}, the config asks for {cfg['model']}")
+        model.config = wanted
         return model.train(), None
     model = UNetGenerator(UNetConfig(**cfg["model"]))
     if cfg.get("encoder_weights"):

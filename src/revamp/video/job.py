@@ -195,7 +195,7 @@ def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, c
         return frame_to_rgb(frame, info, restorer.exact_video_rgb), hint_for_video_frame(frame, codec), None, item
     rgbs = [c[0] if c else None for c in context]
     steps = [c[1].mean_step if c else None for c in context] if restorer.neighbour_quality else None
-    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps, restorer.neighbour_quality), item
+    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps, restorer.neighbour_quality, restorer.neighbour_window), item
 
 
 def _rgb_and_hint(info: VideoInfo, codec: str, exact: bool):
@@ -232,7 +232,7 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float | No
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     # Raw frames carry no steps: a quality model's planes are neutral.
-    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, quality=restorer.neighbour_quality) if n else None, None)
+    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, quality=restorer.neighbour_quality, window=restorer.neighbour_window) if n else None, None)
              for rgb, context in _with_context(frames, n, lambda rgb: rgb))
     for restored, _ in restore_sequence(restorer, items, stabilizer):
         yield restored

@@ -25,10 +25,12 @@ CUT_AGREEMENT = 0.2  # below this mean weight the neighbour is taken to be acros
 QUALITY_OCTAVES = 2.0  # step ratio (log2) at which a quality plane saturates: 4x finer or coarser
 
 
-def align(frame: np.ndarray, neighbour: np.ndarray, dis: cv2.DISOpticalFlow | None = None) -> tuple[np.ndarray, np.ndarray]:
+def align(frame: np.ndarray, neighbour: np.ndarray, dis: cv2.DISOpticalFlow | None = None,
+          window: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``neighbour`` (uint8 RGB) warped onto ``frame`` and gated: (float32 H x W x 3 in [0, 1],
-    the gate weight of each pixel, H x W); a scene cut gives ``frame`` itself and weight 0."""
-    _, _, warped, weight = warp_onto(frame, neighbour, dis or dis_flow(refine=False), TOLERANCE, FLOW_LINES)
+    the gate weight of each pixel, H x W, from the mismatch over a ``window`` x ``window`` patch:
+    the model's ``neighbour_window``); a scene cut gives ``frame`` itself and weight 0."""
+    _, _, warped, weight = warp_onto(frame, neighbour, dis or dis_flow(refine=False), TOLERANCE, FLOW_LINES, window)
     base = frame.astype(np.float32) / 255
     if weight.mean() < CUT_AGREEMENT:
         return base, np.zeros(frame.shape[:2], np.float32)
@@ -45,18 +47,18 @@ def quality_value(frame_step: float | None, neighbour_step: float | None) -> flo
 
 
 def neighbour_planes(frames: list[np.ndarray], index: int, n: int, dis: cv2.DISOpticalFlow | None = None,
-                     steps: list[float | None] | None = None, quality: bool = False) -> np.ndarray:
+                     steps: list[float | None] | None = None, quality: bool = False, window: int = 1) -> np.ndarray:
     """(6n, H, W) float32 planes of the n frames on each side of ``frames[index]`` (uint8 RGB),
     aligned and gated; a neighbour outside ``frames`` is the frame itself. With ``quality``
     (models with ``neighbour_quality``), 2n quality planes follow: each neighbour's
     ``quality_value`` from ``steps`` (each frame's mean quantiser step; None, or a None in it:
-    unknown) where its pixels were taken, weighted by the gate."""
+    unknown) where its pixels were taken, weighted by the gate; ``window``: align's."""
     frame = frames[index]
     planes, qualities = [], []
     for offset in [*range(-n, 0), *range(1, n + 1)]:
         j = index + offset
         if 0 <= j < len(frames) and frames[j] is not None:
-            aligned, weight = align(frame, frames[j], dis)
+            aligned, weight = align(frame, frames[j], dis, window)
             value = quality_value(steps[index], steps[j]) if steps is not None else NEUTRAL_QUALITY
         else:
             aligned, weight, value = frame.astype(np.float32) / 255, 0.0, NEUTRAL_QUALITY
