@@ -391,6 +391,51 @@ def test_multi_frame_model_starts_as_the_single_frame_model_it_came_from(tmp_pat
         assert (multi(torch.cat([x, torch.rand(1, 6, 64, 64)], 1)) - expected).abs().max() > 1e-4
 
 
+def test_a_model_widened_to_more_neighbours_starts_as_its_source_then_averages_the_farther_frames(tmp_path):
+    """Widened from one neighbour a side to two (scripts/neighbour_mix.py --neighbours 2): each
+    plane keeps its weights at its offset (the -1 frame's are no longer the 6 planes after the
+    codec's but 3 further on) and the new frames start at zero, so the model computes what its
+    source did whatever they hold; spread outward, the +-2 frames get a share of the +-1 frames'
+    stem weights, which changes nothing where each side's frames agree."""
+    import subprocess
+    import sys
+
+    from revamp.train.generator import input_plane_index, spread_neighbours_outward, transfer_weights
+
+    torch.manual_seed(4)
+    config = UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2, neighbours=1, neighbour_window=7)
+    source = UNetGenerator(config)
+    with torch.no_grad():  # a "trained" source: it uses its neighbours
+        source.to_rgb.weight.normal_(0, 0.01)
+        source.encoder.conv_stem.weight[:, 5:].normal_(0, 0.1)
+    save_model(source, tmp_path / "src.safetensors", name="src", task="test", recipe={"steps": 7}, half=False)
+    source = source.eval()
+    wide = UNetGenerator(UNetConfig(**dict(config.to_dict(), neighbours=2))).eval()
+    assert input_plane_index(config, wide.config) == [0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13]
+    assert input_plane_index(wide.config, config) is None
+    copied, fresh, source_left = transfer_weights(wide, str(tmp_path / "src.safetensors"))
+    assert fresh == 0 and copied == len(wide.state_dict()) and source_left == 0
+    frame, codec, before, after = torch.rand(1, 3, 64, 64), torch.rand(1, 2, 64, 64), torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    far_before, far_after = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = source(torch.cat([frame, codec, before, after], 1))
+        assert (wide(torch.cat([frame, codec, far_before, before, after, far_after], 1)) - expected).abs().max() < 1e-4
+        spread_neighbours_outward(wide, 1, 0.4)
+        assert (wide(torch.cat([frame, codec, before, before, after, after], 1)) - expected).abs().max() < 1e-4
+        assert (wide(torch.cat([frame, codec, far_before, before, after, far_after], 1)) - expected).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="share"):
+        spread_neighbours_outward(wide, 1, 1.5)
+
+    script = Path(__file__).resolve().parent.parent / "scripts/neighbour_mix.py"
+    out = tmp_path / "wide.safetensors"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "src.safetensors"), str(out), "--neighbours", "2", "--outward", "0.4"],
+                   check=True)
+    widened, meta = load_model(out)
+    assert widened.config == wide.config and widened.config.neighbour_window == 7
+    assert torch.allclose(widened.encoder.conv_stem.weight, wide.encoder.conv_stem.weight)
+    assert meta["recipe"] == {"steps": 7, "neighbours_widened": {"from": 1, "outward": 0.4}}
+
+
 def test_neighbour_quality_planes_start_at_zero_weight_on_a_multi_frame_model(tmp_path):
     """neighbour_quality adds a plane per neighbour after the neighbours' RGB; transferred from a
     multi-frame model the model computes what its source did, whatever the planes hold."""

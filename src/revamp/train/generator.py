@@ -68,6 +68,42 @@ def mix_neighbours_into_stem(model: UNetGenerator, share: float) -> None:
         stem.weight[:, frame] = (1 - n * share) * weights
 
 
+def spread_neighbours_outward(model: UNetGenerator, inner: int, share: float) -> None:
+    """Move ``share`` of the stem's weights on each side's nearest neighbour onto each neighbour
+    beyond the ``inner`` nearest of that side (W_outer += share W_nearest, then W_nearest *= 1 -
+    outer neighbours per side x share): a model widened from ``inner`` neighbours a side, whose
+    new ones start at zero, then averages the farther frames in as well. Where the aligned
+    neighbours equal each other (a still, a region the gates left out) it computes what it did."""
+    stem, _, sides = stem_planes(model)
+    n, outer = model.config.neighbours, model.config.neighbours - inner
+    if not 1 <= inner < n or not 0 <= share <= 1 / outer:
+        raise ValueError(f"need 1 <= inner < {n} neighbours a side and a share in [0, 1/(outer neighbours a side)], "
+                         f"not inner {inner}, share {share}")
+    with torch.no_grad():  # sides: offsets -n..-1, then 1..n
+        for nearest, farther in ((sides[n - 1], sides[: n - inner]), (sides[n], sides[n + inner :])):
+            weights = stem.weight[:, nearest].clone()
+            for planes in farther:
+                stem.weight[:, planes] += share * weights
+            stem.weight[:, nearest] = (1 - outer * share) * weights
+
+
+def input_plane_index(source: UNetConfig, target: UNetConfig) -> list[int] | None:
+    """Where each of ``source``'s input planes sits among ``target``'s: the frame's channels, its
+    codec planes, each neighbour's channels by its offset (-n..-1, 1..n), then each neighbour's
+    quality plane; None where ``target`` does not hold all of them."""
+    if (source.in_channels != target.in_channels or source.cond_channels > target.cond_channels
+            or source.neighbours > target.neighbours or source.neighbour_quality > target.neighbour_quality):
+        return None
+
+    def layout(config: UNetConfig) -> list[tuple]:
+        offsets = [*range(-config.neighbours, 0), *range(1, config.neighbours + 1)]
+        return ([("frame", c) for c in range(config.in_channels)] + [("codec", c) for c in range(config.cond_channels)]
+                + [(o, c) for o in offsets for c in range(config.in_channels)] + [("quality", o) for o in offsets] * config.neighbour_quality)
+
+    where = {plane: k for k, plane in enumerate(layout(target))}
+    return [where[plane] for plane in layout(source)]
+
+
 class Transfer(NamedTuple):
     copied: int  # tensors of the new model taken from the source
     fresh: int  # tensors of the new model left at their initialisation
@@ -81,8 +117,9 @@ class Transfer(NamedTuple):
 
 def transfer_weights(model: UNetGenerator, path: str) -> Transfer:
     """Copy every tensor of the model file whose name and shape fit ``model``. A conv that gained
-    input channels (the codec-conditioning planes) keeps the old channels' weights and starts the
-    new ones at zero, so the model starts out computing what the source computed. Into a model of
+    input planes (codec planes, neighbours, their quality planes) keeps the old planes' weights,
+    each where its plane sits in the new input (input_plane_index), and starts the new ones at
+    zero, so the model starts out computing what the source computed. Into a model of
     another scale (a restorer's trunk for super-resolution) the output layer is not copied: it
     reads the fresh upscaling head, and left at zero it makes the new model start at exactly its
     bicubic base."""
@@ -91,6 +128,7 @@ def transfer_weights(model: UNetGenerator, path: str) -> Transfer:
     source_model = load_model(path)[0]
     source = source_model.state_dict()
     own = model.state_dict()
+    planes = input_plane_index(source_model.config, model.config)
     taken = set()
     for name, value in own.items():
         src = source.get(name)
@@ -100,7 +138,14 @@ def transfer_weights(model: UNetGenerator, path: str) -> Transfer:
             value.copy_(src)
         elif src.dim() == 4 and src.shape[0] == value.shape[0] and src.shape[2:] == value.shape[2:] and src.shape[1] < value.shape[1]:
             value.zero_()
-            value[:, : src.shape[1]] = src
+            # The convs that read the input planes (the stem; the full-resolution stage, after its
+            # features): each source plane goes where the same plane sits in the new input.
+            features = src.shape[1] - source_model.config.input_planes
+            if planes is not None and features >= 0 and value.shape[1] - model.config.input_planes == features:
+                value[:, :features] = src[:, :features]
+                value[:, [features + k for k in planes]] = src[:, features:]
+            else:
+                value[:, : src.shape[1]] = src
         else:
             continue
         taken.add(name)
