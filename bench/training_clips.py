@@ -27,8 +27,11 @@ DEGRADATIONS = [("h264", 27), ("h264", 32), ("h264", 37), ("h264", 42), ("mpeg2"
                 ("h265", 27), ("h265", 32), ("h265", 37), ("h265", 42)]
 
 
-def arguments(doc: str) -> argparse.Namespace:
+def arguments(doc: str, extra=None) -> argparse.Namespace:
+    """The shared command line; ``extra(parser)`` adds a bench's own options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if extra:
+        extra(ap)
     # Tuning is done on training clips, never on Vid4.
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "video" / "train_clips"))
     ap.add_argument("--model", default="video")
