@@ -310,10 +310,9 @@ class SRDegradation:
 
 
 def neighbour_settings(model: dict | None) -> dict:
-    """VideoDegradation's neighbour fields from a config's ``model`` section (multi-frame models)."""
-    model = model or {}
-    return {"neighbours": model.get("neighbours", 0), "neighbour_quality": model.get("neighbour_quality", False),
-            "neighbour_window": model.get("neighbour_window", 1)}
+    """VideoDegradation's neighbour fields that a config's ``model`` section sets (multi-frame
+    models); those it leaves out keep VideoDegradation's defaults."""
+    return {k: v for k, v in (model or {}).items() if k in ("neighbours", "neighbour_quality", "neighbour_window")}
 
 
 def build_video_degradation(video_cfg: dict, model: dict | None = None) -> VideoDegradation:
