@@ -117,7 +117,7 @@ class _Interrupt:
         self.inner, self.limit, self.calls = restorer, limit, 0
         self.scale, self.model_path = restorer.scale, restorer.model_path
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
-        self.neighbour_quality, self.neighbour_window = restorer.neighbour_quality, restorer.neighbour_window
+        self.config = restorer.config
         self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
@@ -710,6 +710,13 @@ def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
                 assert context == ([j if 0 <= j < count else None for j in range(i - n, i + n + 1)] if n else None)
 
 
+def neighbour_fields(n: int, **fields):
+    """A model's neighbour fields (revamp.video.neighbours.NeighbourFields): a UNetConfig's."""
+    from revamp.models.unet import UNetConfig
+
+    return UNetConfig(neighbours=n, **fields)
+
+
 def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     from revamp.models.contract import NEUTRAL_QUALITY
     from revamp.video.neighbours import align, neighbour_planes, quality_value, still_planes
@@ -723,21 +730,22 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     assert np.abs(frames[0][8:-8, 8:-8].astype(float) - frames[1][8:-8, 8:-8]).mean() > 5  # which it was not before
     cut, weight = align(frames[1], other)
     assert not weight.any() and np.array_equal(cut, frames[1] / np.float32(255))
-    planes = neighbour_planes([other, frames[1], frames[2]], 1, 1)
+    planes = neighbour_planes([other, frames[1], frames[2]], 1, neighbour_fields(1))
     assert planes.shape == (6, 96, 128)
     assert np.array_equal(planes[:3], still_planes(frames[1] / np.float32(255), 1)[:3])  # the cut side: the frame itself
-    edge = neighbour_planes(frames, 0, 2)  # nothing before the first frame
+    edge = neighbour_planes(frames, 0, neighbour_fields(2))  # nothing before the first frame
     assert np.array_equal(edge[:6], still_planes(frames[0] / np.float32(255), 2)[:6])
     # Quality planes: the finer neighbour (step 20 against the frame's 40) reads above neutral where
     # its pixels were taken, the coarser one below; across the cut and beyond the ends, neutral.
-    quality = neighbour_planes(frames, 1, 1, steps=[20.0, 40.0, 80.0], quality=True)
-    assert quality.shape == (8, 96, 128) and np.array_equal(quality[:6], neighbour_planes(frames, 1, 1))
+    quality = neighbour_fields(1, neighbour_quality=True)
+    planes_q = neighbour_planes(frames, 1, quality, steps=[20.0, 40.0, 80.0])
+    assert planes_q.shape == (8, 96, 128) and np.array_equal(planes_q[:6], neighbour_planes(frames, 1, neighbour_fields(1)))
     inner = (slice(8, -8), slice(8, -8))
-    assert quality[6][inner].mean() > 0.7 and quality[7][inner].mean() < 0.3
+    assert planes_q[6][inner].mean() > 0.7 and planes_q[7][inner].mean() < 0.3
     assert quality_value(40.0, 20.0) == 0.75 and quality_value(40.0, None) == NEUTRAL_QUALITY == quality_value(None, 20.0)
-    assert (neighbour_planes([other, frames[1], frames[2]], 1, 1, steps=[10.0, 40.0, 40.0], quality=True)[6] == NEUTRAL_QUALITY).all()
-    assert (neighbour_planes(frames, 0, 1, steps=[40.0, 10.0, 10.0], quality=True)[6] == NEUTRAL_QUALITY).all()
-    assert (neighbour_planes(frames, 1, 1, quality=True)[6:] == NEUTRAL_QUALITY).all()  # steps unknown (raw frames)
+    assert (neighbour_planes([other, frames[1], frames[2]], 1, quality, steps=[10.0, 40.0, 40.0])[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes(frames, 0, quality, steps=[40.0, 10.0, 10.0])[6] == NEUTRAL_QUALITY).all()
+    assert (neighbour_planes(frames, 1, quality)[6:] == NEUTRAL_QUALITY).all()  # steps unknown (raw frames)
     stabilizer = TemporalStabilizer()
     stabilizer.measure(other)
     cut = stabilizer.measure(frames[1])
@@ -789,11 +797,11 @@ def test_a_models_neighbour_window_gates_its_neighbours_in_every_path(tmp_path):
     path = tmp_path / "window7.safetensors"
     save_model(UNetGenerator(UNetConfig(**config, neighbour_window=7)), path, name="w7", task="test", recipe={}, half=False)
     restorer = Restorer(str(path), device="cpu")
-    assert restorer.neighbour_window == 7
+    assert restorer.config.neighbour_window == 7
 
     rng = np.random.default_rng(2)
     frames = [np.clip(f + rng.normal(0, 8, f.shape), 0, 255).astype(np.uint8) for f in moving_frames(3, 64, 96, seed=3)]
-    patch, pixel = neighbour_planes(frames, 1, 1, window=7), neighbour_planes(frames, 1, 1)
+    patch, pixel = neighbour_planes(frames, 1, neighbour_fields(1, neighbour_window=7)), neighbour_planes(frames, 1, neighbour_fields(1))
     assert np.abs(patch - pixel).max() > 0.05  # the two windows give different planes here
     assert np.array_equal(list(clip_neighbours(restorer, frames, [BLIND] * 3))[1], patch)
 
@@ -813,6 +821,80 @@ def test_a_models_neighbour_window_gates_its_neighbours_in_every_path(tmp_path):
     assert model.config.neighbour_window == 3
     with pytest.raises(ValueError, match="architecture"):
         build_generator({"init": str(path), "model": dict(config, neighbours=2)})
+
+
+def test_a_step_gate_follows_the_frames_quantiser_in_every_path(tmp_path):
+    """With ``neighbour_step_gate`` the gates' tolerance follows the frame's quantiser step: a
+    finely quantised frame lets in less of a neighbour that really changed, a coarse one more of a
+    neighbour that differs by noise; unknown steps (raw frames) keep the fixed tolerance. The
+    model's file carries the choice to `revamp eval --video`, raw-frame `revamp video` and the
+    training samples."""
+    import torch
+
+    from revamp.codec import BLIND, CodecHint
+    from revamp.data.degrade import build_video_degradation, video_roundtrip
+    from revamp.evaluation.video import clip_neighbours
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.train.generator import build_generator
+    from revamp.video.job import restore_frames
+    from revamp.video.neighbours import GATE_RANGE, TOLERANCE, gate_tolerance, neighbour_planes
+
+    fine, coarse = gate_tolerance("h264", 8.0), gate_tolerance("h264", 90.0)
+    assert GATE_RANGE[0] <= fine < TOLERANCE < coarse <= GATE_RANGE[1]
+    assert gate_tolerance("mpeg2", 8.0) > fine  # MPEG's steps are finer for the same noise
+    assert gate_tolerance("h264", None) == gate_tolerance(None, 40.0) == TOLERANCE
+
+    # A static shot: the neighbour has fresh noise and a square 40 levels brighter or darker.
+    truth = natural_image(96, 128, seed=5).astype(np.float32)
+    changed = truth.copy()
+    square = changed[32:64, 48:80]
+    square += np.where(square > 127, -40, 40)
+    rng = np.random.default_rng(1)
+    frame, neighbour = (np.clip(t + rng.normal(0, 4, t.shape), 0, 255).astype(np.uint8) for t in (truth, changed))
+    gated = neighbour_fields(1, neighbour_window=7, neighbour_step_gate=True)
+    def let_in(fields, step, region):
+        planes = neighbour_planes([neighbour, frame, frame], 1, fields, steps=[step, step, step], codec="h264")
+        return np.abs(planes[:3].transpose(1, 2, 0)[region] * 255 - frame[region]).mean()
+    inside, static = (slice(38, 58), slice(54, 74)), (slice(4, 24), slice(4, 40))
+    fixed = neighbour_fields(1, neighbour_window=7)
+    assert let_in(gated, 8.0, inside) < 0.5 * let_in(fixed, 8.0, inside)  # the change stays out
+    assert let_in(gated, 90.0, static) > let_in(fixed, 90.0, static)  # the noise comes in: it averages out
+    assert np.array_equal(neighbour_planes([neighbour, frame, frame], 1, gated), neighbour_planes([neighbour, frame, frame], 1, fixed))
+
+    config = dict(encoder="mobilenetv3_small_100", width=8, decoder="light", neighbours=1, neighbour_window=7)
+    torch.manual_seed(0)
+    path = tmp_path / "gated.safetensors"
+    save_model(UNetGenerator(UNetConfig(**config, neighbour_step_gate=True)), path, name="gated", task="test", recipe={}, half=False)
+    restorer = Restorer(str(path), device="cpu")
+    assert restorer.config.neighbour_step_gate
+
+    frames = [np.clip(f + rng.normal(0, 8, f.shape), 0, 255).astype(np.uint8) for f in moving_frames(3, 64, 96, seed=3)]
+    hints = [CodecHint.constant(8.0, 64, 96, "test", "h264")] * 3
+    assert np.array_equal(list(clip_neighbours(restorer, frames, hints))[1], neighbour_planes(frames, 1, gated, steps=[8.0] * 3, codec="h264"))
+    assert not np.array_equal(list(clip_neighbours(restorer, frames, hints))[1], neighbour_planes(frames, 1, fixed, steps=[8.0] * 3, codec="h264"))
+    assert np.array_equal(list(clip_neighbours(restorer, frames, [BLIND] * 3))[1], neighbour_planes(frames, 1, fixed))
+
+    seen = []
+
+    class Recording(_Interrupt):
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
+            seen.append(neighbours)
+            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
+
+    assert len(list(restore_frames(Recording(restorer, 3), frames, stabilize=0))) == 3
+    assert np.array_equal(seen[1], neighbour_planes(frames, 1, fixed))  # raw frames: no steps
+
+    video = build_video_degradation({"codecs": {"h264": [22, 22]}, "frames": 3}, {"neighbours": 1, "neighbour_window": 7, "neighbour_step_gate": True})
+    assert video.neighbour_step_gate
+    sample, _ = video.sample_clip(frames, 1, np.random.default_rng(0))
+    steps: list[float] = []
+    decoded = video_roundtrip(frames, "h264", 22, steps=steps)
+    for fields, same in ((gated, True), (fixed, False)):
+        planes = (neighbour_planes(decoded, 1, fields, steps=steps, codec="h264") * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        assert np.array_equal(sample[..., 3:], planes) == same
+    model, _ = build_generator({"init": str(path), "model": dict(config, neighbour_step_gate=False)})
+    assert not model.config.neighbour_step_gate
 
 
 @pytest.fixture(scope="module")

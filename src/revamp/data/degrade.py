@@ -204,10 +204,13 @@ class VideoDegradation:
     weights: dict[str, float] = field(default_factory=dict)
     # Multi-frame models: the sample also carries this many decoded frames on each side, aligned
     # onto it (revamp.video.neighbours), as uint8 RGB channels after its own three, and with
-    # ``neighbour_quality`` their quality planes (x 255) after those; gated over ``neighbour_window``.
+    # ``neighbour_quality`` their quality planes (x 255) after those; gated over ``neighbour_window``
+    # (with ``neighbour_step_gate``: at a tolerance that follows the frame's step). A model's
+    # UNetConfig fields of the same names (revamp.video.neighbours.NeighbourFields).
     neighbours: int = 0
     neighbour_quality: bool = False
     neighbour_window: int = 1
+    neighbour_step_gate: bool = False
     motion: str = "pan"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -247,8 +250,8 @@ class VideoDegradation:
             return decoded[k], step
         from revamp.video.neighbours import neighbour_planes
 
-        # The quality planes compare the decoded frames' steps, known even for a codec in blind_codecs.
-        around = neighbour_planes(decoded, k, self.neighbours, steps=steps, quality=self.neighbour_quality, window=self.neighbour_window)
+        # The quality planes and the step gate use the decoded frames' steps, known even for a codec in blind_codecs.
+        around = neighbour_planes(decoded, k, self, steps=steps, codec=codec)
         planes = (around * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         return np.concatenate([decoded[k], planes], axis=2), step
 
@@ -312,7 +315,7 @@ class SRDegradation:
 def neighbour_settings(model: dict | None) -> dict:
     """VideoDegradation's neighbour fields that a config's ``model`` section sets (multi-frame
     models); those it leaves out keep VideoDegradation's defaults."""
-    return {k: v for k, v in (model or {}).items() if k in ("neighbours", "neighbour_quality", "neighbour_window")}
+    return {k: v for k, v in (model or {}).items() if k in ("neighbours", "neighbour_quality", "neighbour_window", "neighbour_step_gate")}
 
 
 def build_video_degradation(video_cfg: dict, model: dict | None = None) -> VideoDegradation:

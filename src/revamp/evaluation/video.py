@@ -102,9 +102,9 @@ def clip_neighbours(restorer, frames: list[np.ndarray], hints: list[CodecHint]) 
     multi-frame model (None for a single-frame model)."""
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
-    steps = [hint.mean_step for hint in hints] if restorer.neighbour_quality else None
+    steps = [hint.mean_step for hint in hints]
     for i in range(len(frames)):
-        yield neighbour_planes(frames, i, n, dis, steps, restorer.neighbour_quality, restorer.neighbour_window) if n else None
+        yield neighbour_planes(frames, i, restorer.config, dis, steps, hints[i].codec) if n else None
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:

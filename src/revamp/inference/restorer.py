@@ -18,7 +18,7 @@ from revamp.imageio import Picture, picture_from_pil
 from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
 from revamp.models.files import blind_video_codecs, exact_video_rgb, load_model
 from revamp.models.registry import resolve_model
-from revamp.models.unet import fold_batchnorm
+from revamp.models.unet import UNetConfig, fold_batchnorm
 from revamp.runtime import cpu_has_bf16_units, has_onnxruntime, pick_device
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
@@ -85,12 +85,10 @@ class Restorer:
         self.blind_codecs: frozenset[str] = blind_video_codecs(self.metadata.get("recipe") or {})
         # How its video frames become RGB: as in its training (exact, or FFmpeg's fast conversion).
         self.exact_video_rgb: bool = exact_video_rgb(self.metadata.get("recipe") or {})
-        # Multi-frame models also take this many aligned frames on each side (revamp.video.neighbours).
+        # Multi-frame models also take this many aligned frames on each side, prepared as its
+        # config's neighbour fields say (revamp.video.neighbours.neighbour_planes).
         self.neighbours: int = self.model.config.neighbours
-        # ... and with each of them a plane that says how much finer it was quantised than the frame.
-        self.neighbour_quality: bool = self.model.config.neighbour_quality
-        # ... gated on the mismatch over patches of this size, as in its training.
-        self.neighbour_window: int = self.model.config.neighbour_window
+        self.config: UNetConfig = self.model.config
         self.tile, self.tile_overlap, self.even_tiles = tile, tile_overlap, even_tiles
         self.backend = pick_backend(backend, self.device)
         self.onnx = None
@@ -215,7 +213,7 @@ class Restorer:
             if neighbours is None:
                 from revamp.video.neighbours import still_planes
 
-                neighbours = still_planes(rgb, self.neighbours, self.neighbour_quality)
+                neighbours = still_planes(rgb, self.neighbours, self.config.neighbour_quality)
             condition = functools.partial(_with_neighbours, condition, neighbours)
         if inplace and self.scale == 1 and rgb.dtype == np.float32 and rgb.flags.c_contiguous and rgb.flags.writeable:
             dest = rgb

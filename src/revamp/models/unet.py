@@ -56,6 +56,7 @@ class UNetConfig:
     head_blocks: int = 0  # residual blocks added at full resolution, each starting as the identity
     neighbour_quality: bool = False  # a quality plane per neighbour, after the neighbours' RGB
     neighbour_window: int = 1  # pixels square over which a neighbour's gate measures its mismatch (revamp.video.neighbours)
+    neighbour_step_gate: bool = False  # the gate's tolerance follows the frame's quantiser step (revamp.video.neighbours)
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -68,7 +69,8 @@ class UNetConfig:
         # absurd width would allocate gigabytes before the weights could disagree with it.
         for name, kind, low, high in (("width", int, 8, 512), ("in_channels", int, 1, 4), ("cond_channels", int, 0, 8),
                                       ("neighbours", int, 0, 4), ("head_blocks", int, 0, 4), ("self_attention", bool, 0, 1), ("spectral_norm", bool, 0, 1),
-                                      ("neighbour_quality", bool, 0, 1), ("neighbour_window", int, 1, 15)):
+                                      ("neighbour_quality", bool, 0, 1), ("neighbour_window", int, 1, 15),
+                                      ("neighbour_step_gate", bool, 0, 1)):
             value = getattr(self, name)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or not low <= value <= high:
                 raise ValueError(f"{name} must be {'true or false' if kind is bool else f'an integer from {low} to {high}'}, not {value!r}")

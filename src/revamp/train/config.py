@@ -231,7 +231,7 @@ SCHEMA: dict = {
               "spectral_norm": _one_of(True, False), "in_channels": _number(int, 1, 4), "decoder": _one_of("full", "light"),
               "cond_channels": _number(int, 0, 8), "neighbours": _number(int, 0, 4),
               "head_blocks": _number(int, 0, 4), "neighbour_quality": _one_of(True, False),
-              "neighbour_window": _number(int, 1, 15)},
+              "neighbour_window": _number(int, 1, 15), "neighbour_step_gate": _one_of(True, False)},
     "encoder_weights": _optional(_text), "init": _optional(_text), "transfer": _optional(_text),
     "data": {"train": _paths, "val_count": _number(int, low=0), "workers": _number(int, low=0), "blind_prob": _PROB,
              "clips": _paths, "clip_prob": _PROB, "gray_prob": _PROB},

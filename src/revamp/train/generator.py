@@ -27,8 +27,8 @@ def build_generator(cfg: dict) -> tuple[UNetGenerator, dict | None]:
 
         model, _ = load_model(cfg["init"])
         wanted = UNetConfig(**dict(cfg["model"], spectral_norm=False))
-        # The neighbours' gate window is how the input is prepared, not a weight: a fine-tune may change it.
-        if replace(model.config, neighbour_window=wanted.neighbour_window) != wanted:
+        # The neighbours' gate (window, tolerance) is how the input is prepared, not a weight: a fine-tune may change it.
+        if replace(model.config, neighbour_window=wanted.neighbour_window, neighbour_step_gate=wanted.neighbour_step_gate) != wanted:
             raise ValueError(f"init model {cfg['init']} has architecture {model.config.to_dict()}, the config asks for {cfg['model']}")
         model.config = wanted
         return model.train(), None

@@ -194,8 +194,9 @@ def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, c
     if not n:
         return frame_to_rgb(frame, info, restorer.exact_video_rgb), hint_for_video_frame(frame, codec), None, item
     rgbs = [c[0] if c else None for c in context]
-    steps = [c[1].mean_step if c else None for c in context] if restorer.neighbour_quality else None
-    return rgbs[n], context[n][1], neighbour_planes(rgbs, n, n, dis, steps, restorer.neighbour_quality, restorer.neighbour_window), item
+    steps = [c[1].mean_step if c else None for c in context]
+    hint = context[n][1]
+    return rgbs[n], hint, neighbour_planes(rgbs, n, restorer.config, dis, steps, hint.codec), item
 
 
 def _rgb_and_hint(info: VideoInfo, codec: str, exact: bool):
@@ -232,7 +233,7 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float | No
     n = restorer.neighbours
     dis = dis_flow(refine=False) if n else None
     # Raw frames carry no steps: a quality model's planes are neutral.
-    items = ((rgb, BLIND, neighbour_planes(context, n, n, dis, quality=restorer.neighbour_quality, window=restorer.neighbour_window) if n else None, None)
+    items = ((rgb, BLIND, neighbour_planes(context, n, restorer.config, dis) if n else None, None)
              for rgb, context in _with_context(frames, n, lambda rgb: rgb))
     for restored, _ in restore_sequence(restorer, items, stabilizer):
         yield restored
@@ -399,7 +400,8 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
-        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or restorer.neighbour_quality or stabilizer is not None)
+        frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or restorer.config.neighbour_quality or restorer.config.neighbour_step_gate
+                               or stabilizer is not None)
         def with_times(stream):
             nonlocal last_pts, end_s
             for frame, context in stream:
