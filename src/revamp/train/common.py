@@ -32,6 +32,7 @@ from revamp.data.pairs import PairDataset, RangeSampler, list_clips, list_images
 from revamp.imageio import read_dataset_image
 from revamp.metrics import psnr
 from revamp.models.contract import forward, model_input
+from revamp.models.unet import UNetConfig
 from revamp.runtime import init_distributed, pick_device, use_bf16
 from revamp.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 
@@ -165,12 +166,11 @@ class TrainingData:
 
     def pairs(self, patch: int, seed: int) -> PairDataset:
         """The training pairs of ``patch``-pixel crops, as the config's model takes them."""
-        data, model = self.cfg["data"], self.cfg["model"]
+        data, model = self.cfg["data"], UNetConfig(**self.cfg["model"])
         return PairDataset(self.images, patch, self.degradation, seed, self.scale,
-                           condition=model.get("cond_channels", 0) > 0, blind_prob=data["blind_prob"],
+                           condition=model.cond_channels > 0, blind_prob=data["blind_prob"],
                            clips=self.clips, clip_prob=data.get("clip_prob", 0.0), clip_degradation=self.clip_degradation,
-                           neighbours=model.get("neighbours", 0), neighbour_quality=model.get("neighbour_quality", False),
-                           gray_prob=data["gray_prob"])
+                           neighbours=model.neighbours, neighbour_quality=model.neighbour_quality, gray_prob=data["gray_prob"])
 
 
 class StageTrainer:
