@@ -19,26 +19,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+from neighbour_information import SIZE, centre_crops
 from training_clips import ROOT, label, mean_psnr_y
 
 from revamp.data.degrade import video_roundtrip
-from revamp.evaluation.video import load_clips
 from revamp.video.flow import dis_flow
 from revamp.video.neighbours import TOLERANCE, align, gate_tolerance
 
-SIZE, FRAMES, WINDOW, SIDE = 192, 17, 7, 2
+FRAMES, WINDOW, SIDE = 17, 7, 2
 QUANTISERS = {"h264": (22, 27, 32, 37, 42), "h265": (22, 27, 32, 37, 42), "mpeg2": (4, 6, 10, 16, 20), "mpeg4": (4, 6, 10, 16, 20)}
 TOLERANCES = (0.015, 0.02, 0.03, 0.04, TOLERANCE, 0.09, 0.13)
-
-
-def crops(data: Path) -> list[list[np.ndarray]]:
-    out = []
-    for frames in load_clips(data, FRAMES).values():
-        h, w = frames[0].shape[:2]
-        s = min(SIZE, h, w) // 2 * 2
-        y, x = (h - s) // 2, (w - s) // 2
-        out.append([f[y : y + s, x : x + s] for f in frames])
-    return out
 
 
 def gains(clip: list[np.ndarray], codec: str, q: int, dis) -> tuple[list[float], dict[str, list[float]]]:
@@ -61,7 +51,7 @@ def main() -> None:
     ap.add_argument("--codecs", default=",".join(QUANTISERS))
     ap.add_argument("--json")
     args = ap.parse_args()
-    clips, dis = crops(Path(args.data)), dis_flow(refine=False)
+    clips, dis = centre_crops(Path(args.data), FRAMES), dis_flow(refine=False)
     rows = []
     for codec in args.codecs.split(","):
         for q in QUANTISERS[codec]:

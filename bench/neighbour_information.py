@@ -14,6 +14,7 @@ is for evaluation. "best neighbour": the better of the two nearest aligned neigh
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,6 +34,18 @@ def pan(img: np.ndarray, vy: float, vx: float) -> list[np.ndarray]:
     y0, x0 = (h - SIZE) // 2, (w - SIZE) // 2
     shift = [np.float32([[1, 0, -(x0 + (t - MIDDLE) * vx)], [0, 1, -(y0 + (t - MIDDLE) * vy)]]) for t in range(FRAMES)]
     return [cv2.warpAffine(img, m, (SIZE, SIZE), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for m in shift]
+
+
+def centre_crops(data: Path, frames: int) -> list[list[np.ndarray]]:
+    """The first ``frames`` frames of each clip in ``data``, cropped to the middle SIZE px square
+    (less where a clip is smaller; even sides)."""
+    out = []
+    for clip in load_clips(data, frames).values():
+        h, w = clip[0].shape[:2]
+        s = min(SIZE, h, w) // 2 * 2
+        y, x = (h - s) // 2, (w - s) // 2
+        out.append([f[y : y + s, x : x + s] for f in clip])
+    return out
 
 
 def measure(clip: list[np.ndarray], codec: str, qp: int, window: int) -> tuple[float, float, float, float]:
@@ -61,10 +74,7 @@ def main() -> None:
     for img in images:
         kinds["whole-pixel pans"].append(pan(img, *map(float, rng.integers(-4, 5, 2))))
         kinds["sub-pixel pans"].append(pan(img, *rng.uniform(-4, 4, 2)))
-    for frames in load_clips(DATA / "video" / "train_clips", FRAMES).values():
-        h, w = frames[0].shape[:2]
-        s = min(SIZE, h, w) // 2 * 2
-        kinds["training clips"].append([f[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s] for f in frames])
+    kinds["training clips"] = centre_crops(DATA / "video" / "train_clips", FRAMES)
     print(f"{args.codec} QP{args.qp}, gates over {args.window} px square, ΔPSNR-Y over the decoded frame (dB):")
     for kind, clips in kinds.items():
         r = np.array([measure(c, args.codec, args.qp, args.window) for c in clips])

@@ -710,6 +710,37 @@ def test_context_windows_reach_past_both_ends_and_every_frame_comes_once():
                 assert context == ([j if 0 <= j < count else None for j in range(i - n, i + n + 1)] if n else None)
 
 
+SMALL_MULTIFRAME = dict(encoder="mobilenetv3_small_100", width=8, decoder="light", neighbours=1)
+
+
+def small_multiframe_file(path, **config):
+    """A small untrained multi-frame model (SMALL_MULTIFRAME, with ``config``) saved at ``path``: (path, its Restorer)."""
+    import torch
+
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+
+    torch.manual_seed(0)
+    save_model(UNetGenerator(UNetConfig(**{**SMALL_MULTIFRAME, **config})), path, name=path.stem, task="test", recipe={}, half=False)
+    return path, Restorer(str(path), device="cpu")
+
+
+def raw_frame_planes(restorer, frames):
+    """The neighbour planes the network is given for each of ``frames`` (uint8 RGB) restored as
+    raw frames (revamp.video.job.restore_frames, no stabiliser)."""
+    from revamp.video.job import restore_frames
+
+    seen = []
+
+    class Recording(_Interrupt):
+        def restore_rgb(self, rgb, hint=None, neighbours=None):
+            seen.append(neighbours)
+            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
+
+    assert len(list(restore_frames(Recording(restorer, len(frames)), frames, stabilize=0))) == len(frames)
+    return seen
+
+
 def neighbour_fields(n: int, **fields):
     """A model's neighbour fields (revamp.video.neighbours.NeighbourFields): a UNetConfig's."""
     from revamp.models.unet import UNetConfig
@@ -781,22 +812,14 @@ def test_a_models_neighbour_window_gates_its_neighbours_in_every_path(tmp_path):
     """The gates' window is the model's (UNetConfig.neighbour_window, in its file): `revamp video`
     on raw frames, `revamp eval --video` and the training samples all gate with it, and a
     fine-tune may change it (it prepares the input; no weight depends on it)."""
-    import torch
-
     from revamp.codec import BLIND
     from revamp.data.degrade import build_video_degradation
     from revamp.evaluation.video import clip_neighbours
-    from revamp.models.files import save_model
-    from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.train.generator import build_generator
-    from revamp.video.job import restore_frames
     from revamp.video.neighbours import neighbour_planes
 
-    config = dict(encoder="mobilenetv3_small_100", width=8, decoder="light", neighbours=1)
-    torch.manual_seed(0)
-    path = tmp_path / "window7.safetensors"
-    save_model(UNetGenerator(UNetConfig(**config, neighbour_window=7)), path, name="w7", task="test", recipe={}, half=False)
-    restorer = Restorer(str(path), device="cpu")
+    config = dict(SMALL_MULTIFRAME)
+    path, restorer = small_multiframe_file(tmp_path / "window7.safetensors", neighbour_window=7)
     assert restorer.config.neighbour_window == 7
 
     rng = np.random.default_rng(2)
@@ -805,15 +828,7 @@ def test_a_models_neighbour_window_gates_its_neighbours_in_every_path(tmp_path):
     assert np.abs(patch - pixel).max() > 0.05  # the two windows give different planes here
     assert np.array_equal(list(clip_neighbours(restorer, frames, [BLIND] * 3))[1], patch)
 
-    seen = []
-
-    class Recording(_Interrupt):
-        def restore_rgb(self, rgb, hint=None, neighbours=None):
-            seen.append(neighbours)
-            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
-
-    assert len(list(restore_frames(Recording(restorer, 3), frames, stabilize=0))) == 3
-    assert np.array_equal(seen[1], patch)
+    assert np.array_equal(raw_frame_planes(restorer, frames)[1], patch)
 
     video = build_video_degradation({"codecs": {"h264": [30, 30]}}, {"neighbours": 1, "neighbour_window": 7})
     assert (video.neighbours, video.neighbour_window) == (1, 7)
@@ -829,15 +844,10 @@ def test_a_step_gate_follows_the_frames_quantiser_in_every_path(tmp_path):
     neighbour that differs by noise; unknown steps (raw frames) keep the fixed tolerance. The
     model's file carries the choice to `revamp eval --video`, raw-frame `revamp video` and the
     training samples."""
-    import torch
-
     from revamp.codec import BLIND, CodecHint
     from revamp.data.degrade import build_video_degradation, video_roundtrip
     from revamp.evaluation.video import clip_neighbours
-    from revamp.models.files import save_model
-    from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.train.generator import build_generator
-    from revamp.video.job import restore_frames
     from revamp.video.neighbours import GATE_RANGE, TOLERANCE, gate_tolerance, neighbour_planes
 
     fine, coarse = gate_tolerance("h264", 8.0), gate_tolerance("h264", 90.0)
@@ -853,6 +863,7 @@ def test_a_step_gate_follows_the_frames_quantiser_in_every_path(tmp_path):
     rng = np.random.default_rng(1)
     frame, neighbour = (np.clip(t + rng.normal(0, 4, t.shape), 0, 255).astype(np.uint8) for t in (truth, changed))
     gated = neighbour_fields(1, neighbour_window=7, neighbour_step_gate=True)
+
     def let_in(fields, step, region):
         planes = neighbour_planes([neighbour, frame, frame], 1, fields, steps=[step, step, step], codec="h264")
         return np.abs(planes[:3].transpose(1, 2, 0)[region] * 255 - frame[region]).mean()
@@ -862,28 +873,18 @@ def test_a_step_gate_follows_the_frames_quantiser_in_every_path(tmp_path):
     assert let_in(gated, 90.0, static) > let_in(fixed, 90.0, static)  # the noise comes in: it averages out
     assert np.array_equal(neighbour_planes([neighbour, frame, frame], 1, gated), neighbour_planes([neighbour, frame, frame], 1, fixed))
 
-    config = dict(encoder="mobilenetv3_small_100", width=8, decoder="light", neighbours=1, neighbour_window=7)
-    torch.manual_seed(0)
-    path = tmp_path / "gated.safetensors"
-    save_model(UNetGenerator(UNetConfig(**config, neighbour_step_gate=True)), path, name="gated", task="test", recipe={}, half=False)
-    restorer = Restorer(str(path), device="cpu")
+    config = dict(SMALL_MULTIFRAME, neighbour_window=7)
+    path, restorer = small_multiframe_file(tmp_path / "gated.safetensors", **config, neighbour_step_gate=True)
     assert restorer.config.neighbour_step_gate
 
     frames = [np.clip(f + rng.normal(0, 8, f.shape), 0, 255).astype(np.uint8) for f in moving_frames(3, 64, 96, seed=3)]
     hints = [CodecHint.constant(8.0, 64, 96, "test", "h264")] * 3
-    assert np.array_equal(list(clip_neighbours(restorer, frames, hints))[1], neighbour_planes(frames, 1, gated, steps=[8.0] * 3, codec="h264"))
-    assert not np.array_equal(list(clip_neighbours(restorer, frames, hints))[1], neighbour_planes(frames, 1, fixed, steps=[8.0] * 3, codec="h264"))
+    told = list(clip_neighbours(restorer, frames, hints))[1]
+    assert np.array_equal(told, neighbour_planes(frames, 1, gated, steps=[8.0] * 3, codec="h264"))
+    assert not np.array_equal(told, neighbour_planes(frames, 1, fixed, steps=[8.0] * 3, codec="h264"))
     assert np.array_equal(list(clip_neighbours(restorer, frames, [BLIND] * 3))[1], neighbour_planes(frames, 1, fixed))
 
-    seen = []
-
-    class Recording(_Interrupt):
-        def restore_rgb(self, rgb, hint=None, neighbours=None):
-            seen.append(neighbours)
-            return super().restore_rgb(rgb, hint=hint, neighbours=neighbours)
-
-    assert len(list(restore_frames(Recording(restorer, 3), frames, stabilize=0))) == 3
-    assert np.array_equal(seen[1], neighbour_planes(frames, 1, fixed))  # raw frames: no steps
+    assert np.array_equal(raw_frame_planes(restorer, frames)[1], neighbour_planes(frames, 1, fixed))  # raw frames: no steps
 
     video = build_video_degradation({"codecs": {"h264": [22, 22]}, "frames": 3}, {"neighbours": 1, "neighbour_window": 7, "neighbour_step_gate": True})
     assert video.neighbour_step_gate
