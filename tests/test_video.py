@@ -651,7 +651,8 @@ def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
 
 
 @pytest.mark.parametrize("codec, options, expected", [("libx264", {"qp": "37"}, (35, 39)), ("mpeg2video", None, "known"),
-                                                      ("libx265", {"x265-params": "qp=37:log-level=none"}, None)])
+                                                      ("libx265", {"x265-params": "qp=37:log-level=none"}, (35, 39)),
+                                                      ("libvpx-vp9", {"crf": "30", "b": "0"}, None)])
 def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, options, expected):
     from revamp.video.io import OUTPUT_CRF_BLIND, OUTPUT_CRF_MAX, OUTPUT_CRF_MIN, output_crf
     from revamp.video.job import input_qp
@@ -659,9 +660,9 @@ def test_default_output_quality_follows_the_inputs_quantisers(tmp_path, codec, o
     src = make_video(tmp_path / "in.mkv", n=12, codec=codec, options=options, audio=False, subtitles=False)
     qp = input_qp(src)
     if expected is None:
-        assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # FFmpeg exports no HEVC quantisers
-    elif codec == "libx264":
-        assert expected[0] <= qp <= expected[1]  # x264 codes I frames at QP-3 and B frames at QP+2
+        assert qp is None and output_crf(qp) == OUTPUT_CRF_BLIND  # VP9: no quantisers are read
+    elif codec in ("libx264", "libx265"):
+        assert expected[0] <= qp <= expected[1]  # I frames at QP-3, B frames at QP+2 (HEVC: the slice QPs)
         assert OUTPUT_CRF_MAX - 6 <= output_crf(qp) <= OUTPUT_CRF_MAX
     else:  # MPEG-2 at the encoder's default rate: some quantiser is read
         assert qp is not None and OUTPUT_CRF_MIN <= output_crf(qp) <= OUTPUT_CRF_MAX

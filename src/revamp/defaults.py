@@ -31,8 +31,8 @@ BLIND_VIDEO_STRENGTH = 0.9
 # revamp.video.io.open_encoder_stream) at CRF c = the input's H.264-equivalent QP - 29, within 0-12,
 # loses at most 0.03 dB PSNR-Y against a lossless file (QP 27: CRF 0, x264's lossless mode, where
 # CRF 1 loses 0.034 dB; QP 32: CRF 3, 0.025; QP 37: CRF 8, 0.025; QP 42: CRF 12, 0.025;
-# bench/output_quality.py --model video, docs/video.md). Other inputs get OUTPUT_CRF_BLIND (HEVC too:
-# its slice QPs are read, but this rule was measured on H.264; at CRF 10 an H.265 QP37 input loses 0.015).
+# bench/output_quality.py --model video, docs/video.md; H.265 inputs, read by their slice QPs, lose at most
+# 0.020). Inputs whose quantisers are not read (VP9, AV1, ...) get OUTPUT_CRF_BLIND.
 OUTPUT_CRF_MARGIN, OUTPUT_CRF_MIN, OUTPUT_CRF_MAX, OUTPUT_CRF_BLIND = 29, 0, 12, 10
 # At those rates x264's `faster` preset loses at most 0.003 dB more than `medium` (often less) and
 # takes about a quarter less time, for files 2-14 % larger (bench/output_quality.py --preset medium).

@@ -244,10 +244,11 @@ QP_PROBE_FRAMES = 24
 
 def input_qp(src: Path) -> float | None:
     """The input's H.264-equivalent QP: the median over its first frames of each frame's mean
-    quantiser step, from the maps the decoder exports (None for codecs it exports none for)."""
+    quantiser step, from the maps the decoder exports or HEVC's slice QPs (whose steps are
+    H.264's); None for other codecs."""
     with open_input(src) as container:
         codec = container.streams.video[0].codec_context.name
-        if codec not in QP_MAP_CODECS:
+        if codec not in QP_MAP_CODECS and codec != "hevc":
             return None
         steps = []
         for frame in decode_frames(container, DecodeReport(), export_qp=True):
