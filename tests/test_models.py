@@ -253,6 +253,29 @@ def test_mixing_neighbours_into_the_stem_keeps_stills_and_averages_moving_frames
     assert meta["recipe"] == {"steps": 7, "hours": 0.5, "neighbour_mix": 0.3}
 
 
+def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record(tmp_path):
+    """scripts/ship_model.py: an fp16 file under the product's name whose recipe still says H.265
+    was learnt blind, with ``told_codecs`` (and why) deciding what `revamp video` withholds."""
+    import subprocess
+    import sys
+
+    from revamp.models.files import blind_video_codecs
+
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2)).eval()
+    recipe = {"steps": 7, "degradation": {"video": {"blind_codecs": ["h265", "mpeg4"]}}}
+    save_model(model, tmp_path / "best.safetensors", name="campaign", task="test", recipe=recipe, half=False)
+    assert blind_video_codecs(recipe) == {"h265", "mpeg4"}
+    script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "best.safetensors")]
+    subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--tell", "h265", "--note", "measured"], check=True)
+    shipped, meta = load_model(tmp_path / "out.safetensors")
+    assert meta["name"] == "shipped" and meta["dtype"] == "float16" and next(shipped.parameters()).dtype == torch.float32
+    assert meta["recipe"]["degradation"] == recipe["degradation"] and meta["recipe"]["shipping_note"] == "measured"
+    assert blind_video_codecs(meta["recipe"]) == {"mpeg4"}
+    for refused in (["--tell", "h264", "--note", "x"], ["--tell", "h265"]):  # not learnt blind; no reason given
+        run = subprocess.run(script + [str(tmp_path / "no.safetensors"), "--name", "x", *refused], capture_output=True, text=True)
+        assert run.returncode == 2 and not (tmp_path / "no.safetensors").exists()
+
+
 def test_transfer_into_a_super_resolution_model_starts_at_its_bicubic_base(tmp_path):
     """A restorer's trunk moves into an x2 model; the output layer, which would read the fresh
     upscaling head, stays at zero, so the new model returns exactly the bicubic upscale."""

@@ -79,9 +79,11 @@ def training_runs(recipe: dict) -> list[dict]:
 
 
 def blind_video_codecs(recipe: dict) -> frozenset[str]:
-    """The video codecs (h264, h265, mpeg2, mpeg4) whose frames the model's last training run showed
-    it without their quantisers (``degradation.video.blind_codecs``)."""
-    return frozenset(((recipe.get("degradation") or {}).get("video") or {}).get("blind_codecs") or ())
+    """The video codecs (h264, h265, mpeg2, mpeg4) whose quantisers are withheld from the model: those
+    its last training run showed it blind (``degradation.video.blind_codecs``) less any the file was
+    shipped to be told (``told_codecs``, measured when it was shipped; the training record stays)."""
+    blind = ((recipe.get("degradation") or {}).get("video") or {}).get("blind_codecs") or ()
+    return frozenset(blind) - frozenset(recipe.get("told_codecs") or ())
 
 
 def exact_video_rgb(recipe: dict) -> bool:

@@ -1,0 +1,40 @@
+"""A campaign's model file made into a shipped one: fp16, under the product's model name, and told the
+quantisers of codecs it learnt blind where that measured better (the recipe's ``told_codecs``,
+revamp.models.files.blind_video_codecs; the training record itself is kept).
+
+    .venv/bin/python scripts/ship_model.py BEST.safetensors src/revamp/weights/video-quality.safetensors \
+        --name video-quality --tell h265 --note "told H.265's slice QP: Vid4 ... (docs/models.md)"
+
+Then update src/revamp/weights/SHA256SUMS and the evaluations the docs quote.
+"""
+from __future__ import annotations
+
+import argparse
+
+from revamp.models.files import blind_video_codecs, load_model, save_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source")
+    parser.add_argument("out")
+    parser.add_argument("--name", required=True, help="the model name the product knows it by")
+    parser.add_argument("--tell", action="append", default=[], help="a codec the model learnt blind whose quantisers it is to be told")
+    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell)")
+    args = parser.parse_args()
+    model, meta = load_model(args.source)
+    recipe = dict(meta.get("recipe") or {})
+    unknown = set(args.tell) - blind_video_codecs(recipe)
+    if unknown:
+        parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")
+    if args.tell:
+        if not args.note:
+            parser.error("--tell needs a --note that says what was measured")
+        recipe["told_codecs"] = sorted(args.tell)
+    if args.note:
+        recipe["shipping_note"] = args.note
+    save_model(model, args.out, name=args.name, task=meta["task"], recipe=recipe)
+
+
+if __name__ == "__main__":
+    main()
