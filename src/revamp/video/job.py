@@ -27,7 +27,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from revamp.codec import BLIND, QP_MAP_CODECS, CodecHint, h26x_step, hint_for_video_frame
+from revamp.codec import BLIND, VIDEO_CODEC_NAMES, CodecHint, h26x_step, hint_for_video_frame
 from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
 from revamp.video.flow import dis_flow
 from revamp.video.io import (
@@ -245,10 +245,10 @@ QP_PROBE_FRAMES = 24
 def input_qp(src: Path) -> float | None:
     """The input's H.264-equivalent QP: the median over its first frames of each frame's mean
     quantiser step, from the maps the decoder exports or HEVC's slice QPs (whose steps are
-    H.264's); None for other codecs."""
+    H.264's): the hints revamp.codec.hint_for_video_frame reads; None for other codecs."""
     with open_input(src) as container:
         codec = container.streams.video[0].codec_context.name
-        if codec not in QP_MAP_CODECS and codec != "hevc":
+        if codec not in VIDEO_CODEC_NAMES:
             return None
         steps = []
         for frame in decode_frames(container, DecodeReport(), export_qp=True):
