@@ -1,6 +1,8 @@
 """A campaign's model file made into a shipped one: fp16, under the product's model name, and told the
 quantisers of codecs it learnt blind where that measured better (the recipe's ``told_codecs``,
-revamp.models.files.blind_video_codecs; the training record itself is kept).
+revamp.models.files.blind_video_codecs; the training record itself is kept). ``--mean-with``
+averages it tensor by tensor with other validated weights of the same network (for example the
+run's previous validation), recorded as the recipe's ``weight_mix``.
 
     .venv/bin/python scripts/ship_model.py BEST.safetensors src/revamp/weights/video-quality.safetensors \
         --name video-quality --tell h265 --note "told H.265's slice QP: Vid4 ... (docs/models.md)"
@@ -10,8 +12,15 @@ Then update src/revamp/weights/SHA256SUMS and the evaluations the docs quote.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import torch
 
 from revamp.models.files import blind_video_codecs, load_model, save_model
+
+
+def _validated_step(meta: dict) -> int | None:
+    return ((meta.get("recipe") or {}).get("best_val") or {}).get("step")
 
 
 def main() -> None:
@@ -21,9 +30,18 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="the model name the product knows it by")
     parser.add_argument("--tell", action="append", default=[], help="a codec the model learnt blind whose quantisers it is to be told")
     parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell)")
+    parser.add_argument("--mean-with", action="append", default=[], metavar="FILE", help="average with these weights of the same network, tensor by tensor")
     args = parser.parse_args()
     model, meta = load_model(args.source)
     recipe = dict(meta.get("recipe") or {})
+    if args.mean_with:
+        others = [load_model(path) for path in args.mean_with]
+        if any(other_meta["config"] != meta["config"] for _, other_meta in others):
+            parser.error("--mean-with needs files of the same network as the source")
+        states = [model.state_dict()] + [other.state_dict() for other, _ in others]
+        model.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v for k, v in states[0].items()})
+        recipe["weight_mix"] = {"share": 1 / len(states), "with": [{"file": Path(path).name, "step": _validated_step(m)} for path, (_, m) in zip(args.mean_with, others)],
+                                "note": f"the mean, tensor by tensor, of these weights (validated at step {_validated_step(meta)}) and those in `with`"}
     unknown = set(args.tell) - blind_video_codecs(recipe)
     if unknown:
         parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")
