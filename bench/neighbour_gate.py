@@ -23,7 +23,7 @@ from neighbour_information import SIZE, centre_crops
 from training_clips import ROOT, label, mean_psnr_y
 
 from revamp.data.degrade import video_roundtrip
-from revamp.video.flow import dis_flow
+from revamp.video.flow import Warps
 from revamp.video.neighbours import TOLERANCE, align, gate_tolerance
 
 FRAMES, WINDOW, SIDE = 17, 7, 2
@@ -31,7 +31,7 @@ QUANTISERS = {"h264": (22, 27, 32, 37, 42), "h265": (22, 27, 32, 37, 42), "mpeg2
 TOLERANCES = (0.015, 0.02, 0.03, 0.04, TOLERANCE, 0.09, 0.13)
 
 
-def gains(clip: list[np.ndarray], codec: str, q: int, dis) -> tuple[list[float], dict[str, list[float]]]:
+def gains(clip: list[np.ndarray], codec: str, q: int, warps: Warps) -> tuple[list[float], dict[str, list[float]]]:
     """The clip's frames' steps, and per tolerance the ΔPSNR-Y of each frame's mean with its neighbours."""
     steps: list[float] = []
     decoded = video_roundtrip(clip, codec, q, steps=steps)
@@ -40,7 +40,7 @@ def gains(clip: list[np.ndarray], codec: str, q: int, dis) -> tuple[list[float],
         frame, base = decoded[m], decoded[m].astype(np.float32) / 255
         before = mean_psnr_y([frame], [clip[m]])
         for name, tolerance in [(f"{t:g}", t) for t in TOLERANCES] + [("step gate", gate_tolerance(codec, steps[m]))]:
-            aligned = [align(frame, decoded[m + o], dis, WINDOW, tolerance)[0] for o in (-2, -1, 1, 2)]
+            aligned = [align(frame, decoded[m + o], warps, WINDOW, tolerance)[0] for o in (-2, -1, 1, 2)]
             out.setdefault(name, []).append(mean_psnr_y([(base + sum(aligned)) / 5], [clip[m]]) - before)
     return steps[SIDE : len(clip) - SIDE], out
 
@@ -51,14 +51,14 @@ def main() -> None:
     ap.add_argument("--codecs", default=",".join(QUANTISERS))
     ap.add_argument("--json")
     args = ap.parse_args()
-    clips, dis = centre_crops(Path(args.data), FRAMES), dis_flow(refine=False)
+    clips, warps = centre_crops(Path(args.data), FRAMES), Warps()
     rows = []
     for codec in args.codecs.split(","):
         for q in QUANTISERS[codec]:
             steps: list[float] = []
             per: dict[str, list[float]] = {}
             for clip in clips:
-                s, g = gains(clip, codec, q, dis)
+                s, g = gains(clip, codec, q, warps)
                 steps += s
                 for k, v in g.items():
                     per.setdefault(k, []).extend(v)

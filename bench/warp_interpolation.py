@@ -17,9 +17,9 @@ import cv2
 from training_clips import arguments, compressed_clips, frame_by_frame, mean_psnr_y, mean_row, summary_row, write_json
 
 import revamp.video.flow as flow
-import revamp.video.stabilize as stabilize
 from revamp.data.degrade import VIDEO_CODECS
 from revamp.inference.restorer import Restorer
+from revamp.video.flow import Warps
 from revamp.video.stabilize import TemporalStabilizer, blend_tolerance, stabilize_clip
 
 # label -> (the warp of blended frames and neighbours, the warp of the stabiliser's gates)
@@ -28,15 +28,19 @@ SETTINGS = {"bilinear": (cv2.INTER_LINEAR, cv2.INTER_LINEAR), "bicubic": (cv2.IN
 MIXES = (0.3, 0.45, 0.6, 0.7)
 
 
-def gated(gate: int):
-    """The stabiliser's warp_onto with ``gate`` for its warp (the maps it hands on for blending are the same)."""
-    def warp_onto(*args, **kwargs):
-        blend, flow.INTERPOLATION = flow.INTERPOLATION, gate
+class GatedWarps(Warps):
+    """The stabiliser's warps with ``gate`` for their warp (the maps it hands on for blending are the same)."""
+
+    def __init__(self, gate: int):
+        super().__init__()
+        self.gate = gate
+
+    def __call__(self, *args, **kwargs):
+        blend, flow.INTERPOLATION = flow.INTERPOLATION, self.gate
         try:
-            return flow.warp_onto(*args, **kwargs)
+            return super().__call__(*args, **kwargs)
         finally:
             flow.INTERPOLATION = blend
-    return warp_onto
 
 
 def main() -> None:
@@ -50,13 +54,13 @@ def main() -> None:
             base = mean_psnr_y(comp, refs)
             raw = {}  # restorations per warp: a single-frame model's do not depend on it
             for name, (warp, gate) in SETTINGS.items():
-                flow.INTERPOLATION, stabilize.warp_onto = warp, gated(gate)
+                flow.INTERPOLATION = warp
                 key = warp if restorer.neighbours else None
                 if key not in raw:
                     raw[key] = frame_by_frame(restorer, comp, hints)
                 gains.setdefault(f"{name}, frame by frame", []).append(mean_psnr_y(raw[key], refs) - base)
                 for mix in MIXES:
-                    out = stabilize_clip(TemporalStabilizer(mix), comp, raw[key], tolerances)
+                    out = stabilize_clip(TemporalStabilizer(mix, warps=GatedWarps(gate)), comp, raw[key], tolerances)
                     gains.setdefault(f"{name}, mix {mix:g}", []).append(mean_psnr_y(out, refs) - base)
         rows.append(summary_row(kind, q, gains))
     write_json(args, rows=rows, mean=mean_row(rows))

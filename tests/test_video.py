@@ -786,6 +786,39 @@ def test_neighbours_are_aligned_and_a_scene_cut_gives_the_frame_itself():
     assert pan.forward is not None and pan.backward is not None
 
 
+def test_the_stabiliser_takes_the_warps_the_neighbours_measured(monkeypatch):
+    """A multi-frame model's neighbours at -1 and +1 are the stabiliser's forward and backward
+    motion: with the stream's Warps shared, the stabiliser measures nothing itself and gets the
+    same motion, to the bit, as one that measures its own."""
+    import revamp.video.flow as flow
+    from revamp.video.neighbours import neighbour_planes
+    from revamp.video.stabilize import TemporalStabilizer
+
+    frames = [np.ascontiguousarray(f) for f in moving_frames(6, 96, 128, seed=3)]
+    measured, warp_between = [], flow.warp_between
+
+    def counted(*args):
+        measured.append(args[:2])
+        return warp_between(*args)
+
+    monkeypatch.setattr(flow, "warp_between", counted)
+    warps, fields = flow.Warps(), neighbour_fields(2, neighbour_window=7)
+    shared, own = TemporalStabilizer(warps=warps), TemporalStabilizer()
+    for i, frame in enumerate(frames):
+        neighbour_planes(frames, i, fields, warps)
+        before = len(measured)
+        pair = shared.measure(frame)
+        assert len(measured) == before  # both pairs were the neighbours'
+        alone = own.measure(frame)
+        if i == 0:
+            assert pair.forward is None and alone.forward is None
+            continue
+        for mine, theirs in ((pair.forward, alone.forward), (pair.backward, alone.backward)):
+            assert np.array_equal(mine.weight, theirs.weight) and all(np.array_equal(a, b) for a, b in zip(mine.maps, theirs.maps))
+    # Each pair once: the neighbours' 2 x 2 a side, less those beyond the ends; the lone stabiliser's 2 per frame after the first.
+    assert len(measured) == (4 * 6 - 2 * (1 + 2)) + 2 * 5
+
+
 def test_neighbour_gates_on_a_patch_answer_to_the_patch_and_let_less_real_change_in():
     """A static shot whose neighbour has fresh noise and a square 60 levels brighter or darker:
     gating on the mismatch of a 7 x 7 patch gives a gate that barely follows the noise pixel by

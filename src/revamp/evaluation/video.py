@@ -34,7 +34,7 @@ from revamp.defaults import STABILIZE
 from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, rgb_to_y, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
-from revamp.video.flow import dis_flow
+from revamp.video.flow import Warps
 from revamp.video.io import RANGE_LIMITED, SPACE_SMPTE170M, VideoInfo, decoded_rgb, filter_graph, frame_to_rgb, rgb_to_frame
 from revamp.video.job import restore_sequence
 from revamp.video.neighbours import neighbour_planes
@@ -90,21 +90,22 @@ def restore_clip(restorer, frames: list[np.ndarray], mix: float, hints: list[Cod
                  kind: str | None = None, look_ahead: int = LOOK_AHEAD) -> list[np.ndarray]:
     """A clip restored as `revamp video` does (multi-frame models see their neighbours); ``kind``:
     the codec the clip went through (revamp.data.degrade.VIDEO_CODECS)."""
-    stabilizer = TemporalStabilizer(mix, scale=restorer.scale, look_ahead=look_ahead) if mix else None
+    warps = Warps() if restorer.neighbours else None  # shared by the neighbours and the stabiliser, as in `revamp video`
+    stabilizer = TemporalStabilizer(mix, scale=restorer.scale, look_ahead=look_ahead, warps=warps) if mix else None
     hints = hints or [BLIND] * len(frames)
     codec = VIDEO_CODECS[kind][1] if kind in VIDEO_CODECS else None
-    items = ((rgb, hint, planes, None) for rgb, hint, planes in zip(frames, hints, clip_neighbours(restorer, frames, hints)))
+    items = ((rgb, hint, planes, None) for rgb, hint, planes in zip(frames, hints, clip_neighbours(restorer, frames, hints, warps)))
     return [out for out, _ in restore_sequence(restorer, items, stabilizer, codec=codec)]
 
 
-def clip_neighbours(restorer, frames: list[np.ndarray], hints: list[CodecHint]) -> Iterator[np.ndarray | None]:
+def clip_neighbours(restorer, frames: list[np.ndarray], hints: list[CodecHint], warps: Warps | None = None) -> Iterator[np.ndarray | None]:
     """Each frame's aligned neighbour planes, one at a time, as `revamp video` gives them to a
-    multi-frame model (None for a single-frame model)."""
+    multi-frame model (None for a single-frame model); ``warps``: the clip's (a new one if None)."""
     n = restorer.neighbours
-    dis = dis_flow(refine=False) if n else None
+    warps = (warps or Warps()) if n else None
     steps = [hint.mean_step for hint in hints]
     for i in range(len(frames)):
-        yield neighbour_planes(frames, i, restorer.config, dis, steps, hints[i].codec) if n else None
+        yield neighbour_planes(frames, i, restorer.config, warps, steps, hints[i].codec) if n else None
 
 
 def clip_hints(kind: str, steps: list[float], height: int, width: int) -> list[CodecHint]:

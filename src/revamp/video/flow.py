@@ -2,6 +2,9 @@
 the temporal metrics."""
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import cv2
 import numpy as np
 
@@ -40,22 +43,53 @@ def flow_to_previous(current: np.ndarray, previous: np.ndarray, dis: cv2.DISOpti
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
-def warp_onto(frame: np.ndarray, other: np.ndarray, dis: cv2.DISOpticalFlow, tolerance: float, max_lines: int | None = None,
-              window: int = 1):
+def warp_between(frame: np.ndarray, other: np.ndarray, dis: cv2.DISOpticalFlow, max_lines: int | None = None):
     """``other`` (uint8 RGB) warped onto ``frame`` by the flow between them, measured on frames
     shrunk by an integer factor to at most ``max_lines`` lines (None: full size). Returns (flow,
-    remap maps, warped uint8 frame, per-pixel match weight exp(-(mismatch / tolerance)^2), tolerance
-    in [0, 1] pixels), the mismatch being mean |frame - warped| over the channels and over a
-    ``window`` x ``window`` patch around each pixel."""
+    remap maps, warped uint8 frame, mismatch): the mismatch is |frame - warped| averaged over the
+    channels, per pixel, in 0-255 levels (``match_weight`` makes a gate of it)."""
     downscale = -(-frame.shape[0] // max_lines) if max_lines else 1
     flow = flow_to_previous(frame, other, dis, downscale)
     maps = warp_maps(flow)
     # Warped in uint8: its rounding (half a level) is small against any tolerance of several levels.
     warped = remap(other, maps)
-    mismatch = cv2.transform(cv2.absdiff(frame, warped).astype(np.float32), _CHANNEL_MEAN)
-    if window > 1:
-        mismatch = cv2.blur(mismatch, (window, window), borderType=cv2.BORDER_REPLICATE)
-    return flow, maps, warped, np.exp(-np.square(mismatch / (255 * tolerance)))
+    return flow, maps, warped, cv2.transform(cv2.absdiff(frame, warped).astype(np.float32), _CHANNEL_MEAN)
+
+
+class Warps:
+    """warp_between for one stream of frames, with one DIS (``dis_flow(refine=False)``). A
+    multi-frame model's neighbours and the stabiliser warp the same pairs of input frames onto each
+    other (a frame's neighbour at -1 is the stabiliser's forward motion; its neighbour at +1 the
+    backward motion the stabiliser measures on the next frame), so pairs asked for with ``keep``
+    are kept, the last KEEP of them, and measured once. A pair is told by the frame arrays
+    themselves, which its entry holds; callers only read what they are given. Thread-safe."""
+
+    KEEP = 4  # the stabiliser asks for a frame's two pairs after the neighbours of that frame are aligned
+
+    def __init__(self):
+        self.dis = dis_flow(refine=False)
+        self._kept: deque = deque(maxlen=self.KEEP)
+        self._lock = threading.Lock()
+
+    def __call__(self, frame: np.ndarray, other: np.ndarray, max_lines: int | None = None, keep: bool = False):
+        with self._lock:
+            for kept_frame, kept_other, lines, result in self._kept:
+                if kept_frame is frame and kept_other is other and lines == max_lines:
+                    return result
+            result = warp_between(frame, other, self.dis, max_lines)
+            if keep:
+                self._kept.append((frame, other, max_lines, result))
+            return result
+
+
+def patch_mean(mismatch: np.ndarray, window: int) -> np.ndarray:
+    """``mismatch`` (warp_between's) averaged over the ``window`` x ``window`` patch around each pixel."""
+    return cv2.blur(mismatch, (window, window), borderType=cv2.BORDER_REPLICATE) if window > 1 else mismatch
+
+
+def match_weight(mismatch: np.ndarray, tolerance: float) -> np.ndarray:
+    """exp(-(mismatch / tolerance)^2) per pixel, ``tolerance`` in [0, 1] pixels."""
+    return np.exp(-np.square(mismatch / (255 * tolerance)))
 
 
 def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:

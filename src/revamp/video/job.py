@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from revamp.codec import BLIND, VIDEO_CODEC_NAMES, CodecHint, h26x_step, hint_for_video_frame
 from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
-from revamp.video.flow import dis_flow
+from revamp.video.flow import Warps
 from revamp.video.io import (
     CODECS,
     PIPE,
@@ -157,10 +157,12 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
         yield _to_uint8(out), done
 
 
-def _stabilizer(restorer, mix: float | None) -> TemporalStabilizer | None:
-    """The stabiliser at ``mix`` (None: STABILIZE; 0: none)."""
+def _temporal(restorer, mix: float | None) -> tuple[TemporalStabilizer | None, Warps | None]:
+    """The stabiliser at ``mix`` (None: STABILIZE; 0: none), and for a multi-frame model the Warps
+    its neighbours are aligned with, which the stabiliser shares."""
     mix = STABILIZE if mix is None else mix
-    return TemporalStabilizer(mix, scale=restorer.scale) if mix else None
+    warps = Warps() if restorer.neighbours else None
+    return (TemporalStabilizer(mix, scale=restorer.scale, warps=warps) if mix else None), warps
 
 
 def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
@@ -186,7 +188,7 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, restorer, dis, item) -> tuple:
+def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, codec: str, restorer, warps: Warps | None, item) -> tuple:
     """A decoded frame (``context``: its window from _with_context of (RGB, hint) pairs, multi-frame
     models) as restore_sequence takes it, with the quantisers the decoder exported, as both
     `revamp video` paths restore it."""
@@ -196,7 +198,7 @@ def _decoded_item(frame: av.VideoFrame, context: list | None, info: VideoInfo, c
     rgbs = [c[0] if c else None for c in context]
     steps = [c[1].mean_step if c else None for c in context]
     hint = context[n][1]
-    return rgbs[n], hint, neighbour_planes(rgbs, n, restorer.config, dis, steps, hint.codec), item
+    return rgbs[n], hint, neighbour_planes(rgbs, n, restorer.config, warps, steps, hint.codec), item
 
 
 def _rgb_and_hint(info: VideoInfo, codec: str, exact: bool):
@@ -229,11 +231,10 @@ def restore_frames(restorer, frames: Iterable[np.ndarray], stabilize: float | No
     delays the output by two frames; a multi-frame model's neighbours, which delays it by its
     window). Raw frames carry no quantisers, so a codec-aware model runs blind on them
     (restore_video_frame)."""
-    stabilizer = _stabilizer(restorer, stabilize)
+    stabilizer, warps = _temporal(restorer, stabilize)
     n = restorer.neighbours
-    dis = dis_flow(refine=False) if n else None
     # Raw frames carry no steps: a quality model's planes are neutral.
-    items = ((rgb, BLIND, neighbour_planes(context, n, restorer.config, dis) if n else None, None)
+    items = ((rgb, BLIND, neighbour_planes(context, n, restorer.config, warps) if n else None, None)
              for rgb, context in _with_context(frames, n, lambda rgb: rgb))
     for restored, _ in restore_sequence(restorer, items, stabilizer):
         yield restored
@@ -349,12 +350,11 @@ def restore_stream(src: str | Path, dst: str | Path, restorer, options: VideoOpt
             out = av.open(str(tmp), "w")
             quality = options.quality if options.quality is not None or CODECS[options.codec][2] != "crf" else output_crf(None)
             stream = open_encoder_stream(out, options.codec, quality, info, width, height)
-        stabilizer = _stabilizer(restorer, options.stabilize)
-        dis = dis_flow(refine=False) if n else None
+        stabilizer, warps = _temporal(restorer, options.stabilize)
         step, last_pts = _frame_step(info), None
         bar = tqdm(total=info.frames or None, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
         frames_rgb = _with_context(itertools.chain([first], frames), n, _rgb_and_hint(info, codec, restorer.exact_video_rgb))
-        items = (_decoded_item(frame, context, info, codec, restorer, dis, frame) for frame, context in frames_rgb)
+        items = (_decoded_item(frame, context, info, codec, restorer, warps, frame) for frame, context in frames_rgb)
         for index, (restored, frame) in enumerate(restore_sequence(restorer, items, stabilizer, codec=codec)):
             encoded = rgb_to_frame(restored[:height, :width], pix_fmt, info)
             if to_stdout:
@@ -389,7 +389,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     """Restores every segment not yet on disk (of those ``owned`` by this process); returns the
     end time of the last decoded frame (s)."""
     scale = restorer.scale
-    stabilizer = _stabilizer(restorer, options.stabilize)
+    stabilizer, warps = _temporal(restorer, options.stabilize)
     deinterlace = options.deinterlace
     total = info.frames or (round(info.duration_s * float(info.rate)) if info.duration_s and info.rate else None)
     bar = tqdm(total=total, unit="frame", desc="restoring", disable=quiet, dynamic_ncols=True)
@@ -398,7 +398,6 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
     step = _frame_step(info)
     last_pts, end_s = None, 0.0
     n = restorer.neighbours
-    dis = dis_flow(refine=False) if n else None
     try:
         codec = container.streams.video[0].codec_context.name
         frames = decode_frames(container, decode, deinterlace, export_qp=restorer.codec_aware or restorer.config.neighbour_quality or restorer.config.neighbour_step_gate
@@ -421,7 +420,7 @@ def _restore_segments(container, info: VideoInfo, work: Path, restorer, options:
             if stabilizer:
                 stabilizer.reset()  # segments are restored independently, so a resumed job restores the same frames
             entries = itertools.chain([(first, first_context, first_pts)], (entry for _, entry in group))  # noqa: B031 (used once)
-            items = (_decoded_item(frame, context, info, codec, restorer, dis, (pts, frame.duration)) for frame, context, pts in entries)
+            items = (_decoded_item(frame, context, info, codec, restorer, warps, (pts, frame.duration)) for frame, context, pts in entries)
             for restored, (pts, duration) in restore_sequence(restorer, items, stabilizer, helper, codec):
                 writer.write(restored, pts, duration)
                 report.restored_frames += 1

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from revamp.models.contract import NEUTRAL_QUALITY
-from revamp.video.flow import dis_flow, warp_onto
+from revamp.video.flow import Warps, match_weight, patch_mean
 from revamp.video.stabilize import FLOW_LINES  # flow measured on frames shrunk to at most this many lines, as the stabiliser's
 
 TOLERANCE = 0.06  # warped-neighbour mismatch (in [0, 1] pixels) at which its weight falls to 1/e
@@ -48,19 +48,43 @@ class NeighbourFields(Protocol):
     neighbour_step_gate: bool
 
 
-def align(frame: np.ndarray, neighbour: np.ndarray, dis: cv2.DISOpticalFlow | None = None,
+def align(frame: np.ndarray, neighbour: np.ndarray, warps: Warps | None = None,
           window: int = 1, tolerance: float = TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
     """``neighbour`` (uint8 RGB) warped onto ``frame`` and gated: (float32 H x W x 3 in [0, 1],
     the gate weight of each pixel, H x W, from the mismatch over a ``window`` x ``window`` patch:
     the model's ``neighbour_window``); a scene cut gives ``frame`` itself and weight 0. The scene
     cut test keeps TOLERANCE whatever the gate's: a cut does not depend on the quantiser."""
-    _, _, warped, weight = warp_onto(frame, neighbour, dis or dis_flow(refine=False), tolerance, FLOW_LINES, window)
-    base = frame.astype(np.float32) / 255
-    # exp(-(m / t)^2) ** ((t / T)^2) = exp(-(m / T)^2): the weight at TOLERANCE.
-    at_cut_tolerance = weight if tolerance == TOLERANCE else weight ** ((tolerance / TOLERANCE) ** 2)
-    if at_cut_tolerance.mean() < CUT_AGREEMENT:
-        return base, np.zeros(frame.shape[:2], np.float32)
-    return base + weight[..., None] * (warped.astype(np.float32) / 255 - base), weight.astype(np.float32, copy=False)
+    planes = np.empty((3, *frame.shape[:2]), np.float32)
+    weight = _align_into(planes, _planes(frame), frame, neighbour, warps or Warps(), window, tolerance)
+    return planes.transpose(1, 2, 0), weight
+
+
+def _planes(rgb: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 -> float32 3 x H x W in [0, 1]."""
+    out = np.empty((3, *rgb.shape[:2]), np.float32)
+    for c, plane in enumerate(cv2.split(rgb)):
+        np.divide(plane, np.float32(255), out=out[c], dtype=np.float32)
+    return out
+
+
+def _align_into(out: np.ndarray, base: np.ndarray, frame: np.ndarray, neighbour: np.ndarray, warps: Warps,
+                window: int, tolerance: float, keep: bool = False) -> np.ndarray:
+    """align's work, written channels first into ``out`` (3 x H x W) with ``base``, the frame's
+    _planes; returns the gate weight. Plane by plane, in place: at 720p the float arithmetic
+    costs more than the flow itself. ``keep``: ``warps`` keeps the pair (Warps)."""
+    _, _, warped, mismatch = warps(frame, neighbour, FLOW_LINES, keep)
+    mismatch = patch_mean(mismatch, window)
+    weight = match_weight(mismatch, tolerance)
+    if (weight if tolerance == TOLERANCE else match_weight(mismatch, TOLERANCE)).mean() < CUT_AGREEMENT:
+        out[...] = base
+        return np.zeros(frame.shape[:2], np.float32)
+    for c, plane in enumerate(cv2.split(warped)):  # base + weight * (warped - base)
+        channel = out[c]
+        np.divide(plane, np.float32(255), out=channel, dtype=np.float32)
+        channel -= base[c]
+        channel *= weight
+        channel += base[c]
+    return weight
 
 
 def quality_value(frame_step: float | None, neighbour_step: float | None) -> float:
@@ -80,30 +104,36 @@ def gate_tolerance(codec: str | None, step: float | None) -> float:
     return float(np.clip(GATE_FRACTION[codec] * (step / 255) ** GATE_POWER, *GATE_RANGE))
 
 
-def neighbour_planes(frames: list[np.ndarray], index: int, model: NeighbourFields, dis: cv2.DISOpticalFlow | None = None,
+def neighbour_planes(frames: list[np.ndarray], index: int, model: NeighbourFields, warps: Warps | None = None,
                      steps: list[float | None] | None = None, codec: str | None = None) -> np.ndarray:
     """The planes ``model`` takes (its ``neighbours`` n a side: (6n, H, W) float32) of the frames
     on each side of ``frames[index]`` (uint8 RGB), aligned and gated over its ``neighbour_window``;
     a neighbour outside ``frames`` is the frame itself. ``steps``: each frame's mean quantiser step
     (None, or a None in it: unknown), of ``codec``. With ``neighbour_quality``, 2n quality planes
     follow: each neighbour's ``quality_value`` where its pixels were taken, weighted by the gate;
-    with ``neighbour_step_gate`` the gate's tolerance follows the frame's step."""
+    with ``neighbour_step_gate`` the gate's tolerance follows the frame's step. ``warps``: the
+    stream's Warps (they keep the pairs at -1 and +1 for the stabiliser)."""
     frame, n = frames[index], model.neighbours
     step = steps[index] if steps is not None else None
     tolerance = gate_tolerance(codec, step) if model.neighbour_step_gate else TOLERANCE
-    planes, qualities = [], []
-    for offset in [*range(-n, 0), *range(1, n + 1)]:
+    offsets = [*range(-n, 0), *range(1, n + 1)]
+    out = np.empty((len(offsets) * (3 + model.neighbour_quality), *frame.shape[:2]), np.float32)
+    if not offsets:
+        return out
+    base, warps = _planes(frame), warps or Warps()
+    for k, offset in enumerate(offsets):
         j = index + offset
         if 0 <= j < len(frames) and frames[j] is not None:
-            aligned, weight = align(frame, frames[j], dis, model.neighbour_window, tolerance)
+            weight = _align_into(out[3 * k : 3 * k + 3], base, frame, frames[j], warps, model.neighbour_window, tolerance, abs(offset) == 1)
             value = quality_value(step, steps[j]) if steps is not None else NEUTRAL_QUALITY
         else:
-            aligned, weight, value = frame.astype(np.float32) / 255, 0.0, NEUTRAL_QUALITY
-        planes.append(aligned.transpose(2, 0, 1))
-        if model.neighbour_quality:
-            qualities.append(np.full((1, *frame.shape[:2]), NEUTRAL_QUALITY, np.float32) + (value - NEUTRAL_QUALITY) * weight)
-    planes += qualities
-    return np.ascontiguousarray(np.concatenate(planes), dtype=np.float32) if planes else np.zeros((0, *frame.shape[:2]), np.float32)
+            out[3 * k : 3 * k + 3], weight, value = base, 0.0, NEUTRAL_QUALITY
+        if model.neighbour_quality:  # NEUTRAL_QUALITY + (value - NEUTRAL_QUALITY) * weight
+            quality = out[3 * len(offsets) + k]
+            quality[...] = weight
+            quality *= value - NEUTRAL_QUALITY
+            quality += NEUTRAL_QUALITY
+    return out
 
 
 def still_planes(rgb: np.ndarray, n: int, quality: bool = False) -> np.ndarray:

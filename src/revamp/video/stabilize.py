@@ -38,7 +38,7 @@ import numpy as np
 
 from revamp.codec import CodecHint
 from revamp.defaults import STABILIZE
-from revamp.video.flow import dis_flow, remap, upscale_flow, warp_maps, warp_onto
+from revamp.video.flow import Warps, match_weight, patch_mean, remap, upscale_flow, warp_maps
 
 TOLERANCE = 0.04  # input mismatch (in [0, 1] pixels) at which the scene-cut test's confidence falls to 1/e
 CUT_AGREEMENT = 0.1  # below this mean confidence (at TOLERANCE) the previous frame is taken to be across a scene cut
@@ -108,12 +108,12 @@ def root_tolerance(fraction: float, steps: np.ndarray) -> float:
 class TemporalStabilizer:
     def __init__(self, mix: float = STABILIZE, tolerance: float = BLIND_TOLERANCE, scale: int = 1,
                  flow_lines: int | None = FLOW_LINES, look_ahead: int = LOOK_AHEAD, quality_power: float = QUALITY_POWER,
-                 window: int = GATE_WINDOW):
+                 window: int = GATE_WINDOW, warps: Warps | None = None):
         if not 0 <= mix < 1:
             raise ValueError("the stabiliser mix must be in [0, 1)")
         self.mix, self.tolerance, self.scale, self.flow_lines, self.look_ahead = mix, tolerance, scale, flow_lines, look_ahead
         self.quality_power, self.window = quality_power, window
-        self.dis = dis_flow(refine=False)
+        self.warps = warps or Warps()  # a multi-frame model's, which has measured most of the pairs (Warps)
         self.prev_input: np.ndarray | None = None
         self.prev_tolerance = tolerance
         self.prev_output: np.ndarray | None = None  # the forward pass's last frame
@@ -134,18 +134,22 @@ class TemporalStabilizer:
         self.prev_input, self.prev_tolerance = frame_in, tolerance
         if previous is None or self.mix == 0:
             return Pair(None, None)
-        flow, maps, _, weight = warp_onto(frame_in, previous, self.dis, TOLERANCE, self.flow_lines, self.window)
-        if weight.mean() < CUT_AGREEMENT:
+        flow, maps, mismatch = self._warp(frame_in, previous)
+        if match_weight(mismatch, TOLERANCE).mean() < CUT_AGREEMENT:
             return Pair(None, None)  # a scene cut: nothing of the other shot is blended in
-        forward = self._motion(flow, maps, weight, tolerance, previous_tolerance)
+        forward = self._motion(flow, maps, mismatch, tolerance, previous_tolerance)
         if not self.look_ahead:
             return Pair(forward, None)
-        flow, maps, _, weight = warp_onto(previous, frame_in, self.dis, TOLERANCE, self.flow_lines, self.window)
-        return Pair(forward, self._motion(flow, maps, weight, previous_tolerance, tolerance))
+        flow, maps, mismatch = self._warp(previous, frame_in)
+        return Pair(forward, self._motion(flow, maps, mismatch, previous_tolerance, tolerance))
 
-    def _motion(self, flow: np.ndarray, maps, weight: np.ndarray, tolerance: float, neighbour_tolerance: float) -> Motion:
-        # exp(-(m / T)^2) ** ((T / t)^2) = exp(-(m / t)^2): the same mismatch at tolerance t.
-        weight **= (TOLERANCE / tolerance) ** 2
+    def _warp(self, frame: np.ndarray, other: np.ndarray):
+        """(flow, maps, mismatch over the gate's window) of ``other`` warped onto ``frame``."""
+        flow, maps, _, mismatch = self.warps(frame, other, self.flow_lines)
+        return flow, maps, patch_mean(mismatch, self.window)
+
+    def _motion(self, flow: np.ndarray, maps, mismatch: np.ndarray, tolerance: float, neighbour_tolerance: float) -> Motion:
+        weight = match_weight(mismatch, tolerance)
         quality = (tolerance / neighbour_tolerance) ** self.quality_power
         weight *= self.mix * quality
         if quality > 1:
