@@ -1,6 +1,8 @@
 """A campaign's model file made into a shipped one: fp16, under the product's model name, and told the
 quantisers of codecs it learnt blind where that measured better (the recipe's ``told_codecs``,
-revamp.models.files.blind_video_codecs; the training record itself is kept). ``--mean-with``
+revamp.models.files.blind_video_codecs; the training record itself is kept). ``--stabilize MIX``
+records the video stabiliser's mix chosen for it on the training clips (bench/stabilizer_mix.py;
+the recipe's ``stabilize``, revamp.models.files.stabiliser_mix), which `revamp video` then uses. ``--mean-with``
 averages it tensor by tensor with other validated weights of the same network (for example the
 run's previous validation), recorded as the recipe's ``weight_mix``.
 
@@ -29,7 +31,8 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--name", required=True, help="the model name the product knows it by")
     parser.add_argument("--tell", action="append", default=[], help="a codec the model learnt blind whose quantisers it is to be told")
-    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell)")
+    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell and --stabilize)")
+    parser.add_argument("--stabilize", type=float, metavar="MIX", help="the video stabiliser's mix for this model, in [0, 1)")
     parser.add_argument("--mean-with", action="append", default=[], metavar="FILE", help="average with these weights of the same network, tensor by tensor")
     args = parser.parse_args()
     model, meta = load_model(args.source)
@@ -45,10 +48,14 @@ def main() -> None:
     unknown = set(args.tell) - blind_video_codecs(recipe)
     if unknown:
         parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")
+    if (args.tell or args.stabilize is not None) and not args.note:
+        parser.error("--tell and --stabilize need a --note that says what was measured")
     if args.tell:
-        if not args.note:
-            parser.error("--tell needs a --note that says what was measured")
         recipe["told_codecs"] = sorted(args.tell)
+    if args.stabilize is not None:
+        if not 0 <= args.stabilize < 1:
+            parser.error("--stabilize must be in [0, 1)")
+        recipe["stabilize"] = args.stabilize
     if args.note:
         recipe["shipping_note"] = args.note
     save_model(model, args.out, name=args.name, task=meta["task"], recipe=recipe)

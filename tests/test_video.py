@@ -119,6 +119,7 @@ class _Interrupt:
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
         self.config = restorer.config
         self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
+        self.stabilize = restorer.stabilize
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -387,6 +388,24 @@ def test_the_stabiliser_warps_bicubically_and_keeps_the_detail_of_a_slow_pan(mon
     bicubic = fidelity()
     monkeypatch.setattr(flow, "INTERPOLATION", cv2.INTER_LINEAR)
     assert bicubic > fidelity() + 2  # dB; about 3.4 here
+
+
+def test_a_model_shipped_with_its_own_stabiliser_mix_is_stabilised_at_it(tmp_path):
+    """A model file whose recipe records a stabiliser mix (scripts/ship_model.py --stabilize) is
+    stabilised at it unless another mix is asked for; other models at STABILIZE."""
+    from revamp.defaults import STABILIZE
+    from revamp.models.files import save_model
+    from revamp.models.unet import UNetConfig, UNetGenerator
+    from revamp.video.job import restore_frames
+
+    frames = moving_frames(4, 64, 96, seed=2)
+    model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8, decoder="light"))
+    save_model(model, tmp_path / "own.safetensors", name="own", task="test", recipe={"stabilize": 0.3}, half=False)
+    own = Restorer(str(tmp_path / "own.safetensors"), device="cpu")
+    assert own.stabilize == 0.3 and Restorer("video", device="cpu").stabilize == STABILIZE
+    default = list(restore_frames(own, iter(frames)))
+    assert all(np.array_equal(a, b) for a, b in zip(default, restore_frames(own, iter(frames), stabilize=0.3)))
+    assert not all(np.array_equal(a, b) for a, b in zip(default, restore_frames(own, iter(frames), stabilize=STABILIZE)))
 
 
 def test_the_stabiliser_gates_on_a_patch_so_noise_is_averaged_and_real_change_is_not():

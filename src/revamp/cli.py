@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  f"fine enough to keep the restoration, {OUTPUT_CRF_MIN}-{OUTPUT_CRF_MAX})")
     video.add_argument("--deinterlace", nargs="?", const="bwdif", choices=["bwdif", "yadif"], help="deinterlace first (default filter bwdif)")
     video.add_argument("--stabilize", type=_number(float, low=0, below=1), metavar="S",
-                       help=f"temporal stabilisation strength in [0, 1) (default {STABILIZE})")
+                       help=f"temporal stabilisation strength in [0, 1) (default: the mix the model was shipped with, {STABILIZE} for most)")
     video.add_argument("--no-stabilize", action="store_true", help="restore every frame on its own")
     video.add_argument("--ensemble", action="store_true",
                        help="average the restorations of each frame's 8 flips and rotations: more fidelity, 8x the time")
@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="super-resolution: bicubic-downscale the references by this factor first")
     ev.add_argument("--video", action="store_true", help="DATA holds clips (video files or frame folders): ΔPSNR/ΔSSIM and temporal metrics")
     ev.add_argument("--stabilize", type=_number(float, low=0, below=1),
-                    help=f"with --video: also rows with the temporal stabiliser at this mix (0: none; default {STABILIZE})")
+                    help=f"with --video: also rows with the temporal stabiliser at this mix (0: none; default: each model's, {STABILIZE} for most)")
     ev.add_argument("--max-frames", type=_number(int, low=2), default=60, help="with --video: frames per clip (default 60)")
     ev.add_argument("--out", default="results/eval", help="folder for per_image.csv, summary.md and summary.json")
     ev.add_argument("--ensemble", action="store_true", help="restore with the x8 self-ensemble (rows named MODEL x8)")

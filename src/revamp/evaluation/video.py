@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from revamp.codec import BLIND, CodecHint
 from revamp.data.degrade import REENCODE_QP, VIDEO_CODECS, video_roundtrip
-from revamp.defaults import STABILIZE
 from revamp.imageio import INPUT_SUFFIXES, read_dataset_image
 from revamp.metrics import psnr, rgb_to_y, ssim
 from revamp.metrics.temporal import reference_flows, tlp, tof, warping_error
@@ -171,7 +170,7 @@ def evaluate_video(models: dict[str, object], data: Path, degradations: list[tup
         for label, restorer in models.items():
             given = compressed if restorer.exact_video_rgb else fast
             methods[label] = restore_clip(restorer, given, 0.0, hints)
-            mix = STABILIZE if stabilize is None else stabilize
+            mix = restorer.stabilize if stabilize is None else stabilize
             if mix:
                 methods[f"{label} + stabiliser {mix:g}"] = restore_clip(restorer, given, mix, hints, encoded_as)
         for method, frames in methods.items():

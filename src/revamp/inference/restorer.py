@@ -16,7 +16,7 @@ from revamp.codec import BLIND, CodecHint, hint_for_image, jpeg_step
 from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP
 from revamp.imageio import Picture, picture_from_pil
 from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
-from revamp.models.files import blind_video_codecs, exact_video_rgb, load_model
+from revamp.models.files import blind_video_codecs, exact_video_rgb, load_model, stabiliser_mix
 from revamp.models.registry import resolve_model
 from revamp.models.unet import UNetConfig, fold_batchnorm
 from revamp.runtime import cpu_has_bf16_units, has_onnxruntime, pick_device
@@ -85,6 +85,8 @@ class Restorer:
         self.blind_codecs: frozenset[str] = blind_video_codecs(self.metadata.get("recipe") or {})
         # How its video frames become RGB: as in its training (exact, or FFmpeg's fast conversion).
         self.exact_video_rgb: bool = exact_video_rgb(self.metadata.get("recipe") or {})
+        # The mix its video frames are stabilised at unless one is asked for (revamp.video.stabilize).
+        self.stabilize: float = stabiliser_mix(self.metadata.get("recipe") or {})
         # Multi-frame models also take this many aligned frames on each side, prepared as its
         # config's neighbour fields say (revamp.video.neighbours.neighbour_planes).
         self.neighbours: int = self.model.config.neighbours

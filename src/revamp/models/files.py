@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from revamp import __version__
+from revamp.defaults import STABILIZE
 from revamp.models.unet import UNetConfig, UNetGenerator, fold_spectral_norm
 
 FORMAT = "revamp-model/1"
@@ -84,6 +85,14 @@ def blind_video_codecs(recipe: dict) -> frozenset[str]:
     shipped to be told (``told_codecs``, measured when it was shipped; the training record stays)."""
     blind = ((recipe.get("degradation") or {}).get("video") or {}).get("blind_codecs") or ()
     return frozenset(blind) - frozenset(recipe.get("told_codecs") or ())
+
+
+def stabiliser_mix(recipe: dict) -> float:
+    """The video stabiliser's mix for the model: the one it was shipped with (``stabilize``, chosen
+    on the training clips when it was shipped: a model that already blends its neighbouring frames
+    may want less), else STABILIZE."""
+    mix = recipe.get("stabilize")
+    return STABILIZE if mix is None else float(mix)
 
 
 def exact_video_rgb(recipe: dict) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from revamp.codec import BLIND, VIDEO_CODEC_NAMES, CodecHint, h26x_step, hint_for_video_frame
-from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
+from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, VIDEO_HINT_SCALE
 from revamp.video.flow import Warps
 from revamp.video.io import (
     CODECS,
@@ -59,7 +59,7 @@ class VideoOptions:
     codec: str = "h264"
     quality: int | None = None  # CRF for h264/h265; None: from the input's quantisers (revamp.video.io.output_crf)
     deinterlace: str | None = None  # None, "bwdif" or "yadif"
-    stabilize: float | None = None  # the stabiliser's mix (revamp.video.stabilize); None: STABILIZE; 0: off
+    stabilize: float | None = None  # the stabiliser's mix (revamp.video.stabilize); None: the model's (Restorer.stabilize); 0: off
     segment_frames: int = 240
 
 
@@ -158,9 +158,9 @@ def restore_sequence(restorer, items: Iterable[tuple], stabilizer: TemporalStabi
 
 
 def _temporal(restorer, mix: float | None) -> tuple[TemporalStabilizer | None, Warps | None]:
-    """The stabiliser at ``mix`` (None: STABILIZE; 0: none), and for a multi-frame model the Warps
-    its neighbours are aligned with, which the stabiliser shares."""
-    mix = STABILIZE if mix is None else mix
+    """The stabiliser at ``mix`` (None: the model's, Restorer.stabilize; 0: none), and for a
+    multi-frame model the Warps its neighbours are aligned with, which the stabiliser shares."""
+    mix = restorer.stabilize if mix is None else mix
     warps = Warps() if restorer.neighbours else None
     return (TemporalStabilizer(mix, scale=restorer.scale, warps=warps) if mix else None), warps
 
@@ -268,7 +268,7 @@ def restore_video(src: str | Path, dst: str | Path, restorer, options: VideoOpti
     Segments are independent, so the result equals a single-process run's."""
     src, dst, options = Path(src), Path(dst), options or VideoOptions()
     # Resolved first: the job's signature records the mix used.
-    options = replace(options, stabilize=STABILIZE if options.stabilize is None else options.stabilize)
+    options = replace(options, stabilize=restorer.stabilize if options.stabilize is None else options.stabilize)
     rank, world = (dist.rank, dist.world) if dist else (0, 1)
     check_output(dst, options.codec)
     if dst.exists() and not overwrite:
