@@ -64,7 +64,9 @@ class Warps:
     are kept, the last KEEP of them, and measured once. A pair is told by the frame arrays
     themselves, which its entry holds; callers only read what they are given. Thread-safe."""
 
-    KEEP = 4  # the stabiliser asks for a frame's two pairs after the neighbours of that frame are aligned
+    # The stabiliser asks for frame t's pairs right after t's neighbours are aligned: (t, t-1) and
+    # (t-1, t), the last but one and the last but two kept.
+    KEEP = 3
 
     def __init__(self):
         self.dis = dis_flow(refine=False)
