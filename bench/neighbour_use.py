@@ -6,8 +6,8 @@ stem gives before any training (scripts/neighbour_mix.py; docs/models.md, `video
 Each clip of DATA (default ../shared/data/video/train_clips) is compressed as `revamp eval --video`
 does and restored frame by frame as `revamp video` restores it: without neighbours (each frame
 given as its own neighbours, as a still is), with its aligned neighbours, and with them after the
-stem's weights on the frame were moved onto the neighbours' at each share of SHARES
-(revamp.train.generator.mix_neighbours_into_stem). Printed: ΔPSNR-Y over the compressed input
+stem's weights on the frame were moved onto the neighbours' at each share of SHARES that the model's
+neighbours allow (revamp.train.generator.mix_neighbours_into_stem). Printed: ΔPSNR-Y over the compressed input
 (BT.601 Y, no crop, mean over frames, then over clips), and the mean |weight| of the stem on the
 frame's planes and on the neighbours'.
 """
@@ -32,7 +32,7 @@ def main() -> None:
     if not plain.neighbours:
         raise SystemExit(f"{args.model} is not a multi-frame model")
     mixed = {}
-    for share in SHARES:
+    for share in (s for s in SHARES if s <= 1 / (2 * plain.neighbours)):  # more would leave the frame a negative share
         mixed[f"stem share {share:g}"] = restorer = Restorer(args.model, backend="torch")
         mix_neighbours_into_stem(restorer.eager_model, share)
     weights = stem_weights(plain.eager_model)
