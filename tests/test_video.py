@@ -392,9 +392,10 @@ def test_the_stabiliser_warps_bicubically_and_keeps_the_detail_of_a_slow_pan(mon
 
 def test_a_model_shipped_with_its_own_stabiliser_mix_is_stabilised_at_it(tmp_path):
     """A model file whose recipe records a stabiliser mix (scripts/ship_model.py --stabilize) is
-    stabilised at it unless another mix is asked for; other models at STABILIZE."""
+    stabilised at it unless another mix is asked for; other models at STABILIZE. A file with a mix
+    out of range is refused as a bad model file."""
     from revamp.defaults import STABILIZE
-    from revamp.models.files import save_model
+    from revamp.models.files import ModelFileError, save_model
     from revamp.models.unet import UNetConfig, UNetGenerator
     from revamp.video.job import restore_frames
 
@@ -406,6 +407,9 @@ def test_a_model_shipped_with_its_own_stabiliser_mix_is_stabilised_at_it(tmp_pat
     default = list(restore_frames(own, iter(frames)))
     assert all(np.array_equal(a, b) for a, b in zip(default, restore_frames(own, iter(frames), stabilize=0.3)))
     assert not all(np.array_equal(a, b) for a, b in zip(default, restore_frames(own, iter(frames), stabilize=STABILIZE)))
+    save_model(model, tmp_path / "bad.safetensors", name="bad", task="test", recipe={"stabilize": 1.5}, half=False)
+    with pytest.raises(ModelFileError, match="stabiliser mix"):
+        Restorer(str(tmp_path / "bad.safetensors"), device="cpu")
 
 
 def test_the_stabiliser_gates_on_a_patch_so_noise_is_averaged_and_real_change_is_not():

@@ -92,7 +92,11 @@ def stabiliser_mix(recipe: dict) -> float:
     on the training clips when it was shipped: a model that already blends its neighbouring frames
     may want less), else STABILIZE."""
     mix = recipe.get("stabilize")
-    return STABILIZE if mix is None else float(mix)
+    if mix is None:
+        return STABILIZE
+    if not isinstance(mix, (int, float)) or not 0 <= mix < 1:
+        raise ModelFileError(f"the model's stabiliser mix must be a number in [0, 1), not {mix!r}")
+    return float(mix)
 
 
 def exact_video_rgb(recipe: dict) -> bool:
