@@ -1,10 +1,12 @@
 """A campaign's model file made into a shipped one: fp16, under the product's model name, and told the
 quantisers of codecs it learnt blind where that measured better (the recipe's ``told_codecs``,
-revamp.models.files.blind_video_codecs; the training record itself is kept). ``--stabilize MIX``
-records the video stabiliser's mix chosen for it on the training clips (bench/stabilizer_mix.py;
-the recipe's ``stabilize``, revamp.models.files.stabiliser_mix), which `revamp video` then uses. ``--mean-with``
-averages it tensor by tensor with other validated weights of the same network (for example the
-run's previous validation), recorded as the recipe's ``weight_mix``.
+revamp.models.files.blind_video_codecs; the training record itself is kept). Settings chosen for
+it on the training clips, which `revamp video` then uses: ``--stabilize MIX``, the stabiliser's
+mix (bench/stabilizer_mix.py; revamp.models.files.stabiliser_mix), and ``--h265-hint-scale S``,
+the share of an H.265 frame's slice-QP step it is told (bench/video_hint_scale.py;
+revamp.models.files.h265_hint_scale). ``--mean-with`` averages it tensor by tensor with other
+validated weights of the same network (for example the run's previous validation), recorded as
+the recipe's ``weight_mix``.
 
     .venv/bin/python scripts/ship_model.py BEST.safetensors src/revamp/weights/video-quality.safetensors \
         --name video-quality --tell h265 --note "told H.265's slice QP: Vid4 ... (docs/models.md)"
@@ -31,8 +33,9 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--name", required=True, help="the model name the product knows it by")
     parser.add_argument("--tell", action="append", default=[], help="a codec the model learnt blind whose quantisers it is to be told")
-    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell and --stabilize)")
+    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell, --stabilize and --h265-hint-scale)")
     parser.add_argument("--stabilize", type=float, metavar="MIX", help="the video stabiliser's mix for this model, in [0, 1)")
+    parser.add_argument("--h265-hint-scale", type=float, metavar="S", help="the share of an H.265 frame's slice-QP step it is told, in (0, 2]")
     parser.add_argument("--mean-with", action="append", default=[], metavar="FILE", help="average with these weights of the same network, tensor by tensor")
     args = parser.parse_args()
     model, meta = load_model(args.source)
@@ -48,14 +51,20 @@ def main() -> None:
     unknown = set(args.tell) - blind_video_codecs(recipe)
     if unknown:
         parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")
-    if (args.tell or args.stabilize is not None) and not args.note:
-        parser.error("--tell and --stabilize need a --note that says what was measured")
+    if (args.tell or args.stabilize is not None or args.h265_hint_scale is not None) and not args.note:
+        parser.error("--tell, --stabilize and --h265-hint-scale need a --note that says what was measured")
     if args.tell:
         recipe["told_codecs"] = sorted(args.tell)
     if args.stabilize is not None:
         if not 0 <= args.stabilize < 1:
             parser.error("--stabilize must be in [0, 1)")
         recipe["stabilize"] = args.stabilize
+    if args.h265_hint_scale is not None:
+        if not 0 < args.h265_hint_scale <= 2:
+            parser.error("--h265-hint-scale must be in (0, 2]")
+        if "h265" in blind_video_codecs(recipe):
+            parser.error("--h265-hint-scale is for a model told H.265 (--tell h265)")
+        recipe["h265_hint_scale"] = args.h265_hint_scale
     if args.note:
         recipe["shipping_note"] = args.note
     save_model(model, args.out, name=args.name, task=meta["task"], recipe=recipe)

@@ -119,7 +119,7 @@ class _Interrupt:
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
         self.config = restorer.config
         self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
-        self.stabilize = restorer.stabilize
+        self.stabilize, self.h265_hint_scale = restorer.stabilize, restorer.h265_hint_scale
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -607,7 +607,7 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
     told, tolerances = [], []
 
     class Brightening:  # a codec-aware stand-in whose correction is +20 levels everywhere
-        codec_aware, scale, blind_codecs = True, 1, frozenset()
+        codec_aware, scale, blind_codecs, h265_hint_scale = True, 1, frozenset(), H265_HINT_SCALE
 
         def restore_rgb(self, rgb, hint=None, neighbours=None):
             told.append(hint)
@@ -635,6 +635,10 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
     assert told == [BLIND] and round(float(out[0, 0, 0]) * 255) == round(100 + 20 * BLIND_VIDEO_STRENGTH)
     job.restore_video_frame(Brightening(), frames[0], hevc)
     assert np.allclose(told[1].steps, 40 * H265_HINT_SCALE)  # H.265's own scale
+    restorer = Brightening()
+    restorer.h265_hint_scale = 0.5  # a model shipped with its own (scripts/ship_model.py --h265-hint-scale)
+    job.restore_video_frame(restorer, frames[0], hevc)
+    assert np.allclose(told[2].steps, 40 * 0.5)
 
 
 def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):

@@ -16,7 +16,7 @@ from revamp.codec import BLIND, CodecHint, hint_for_image, jpeg_step
 from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP
 from revamp.imageio import Picture, picture_from_pil
 from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
-from revamp.models.files import blind_video_codecs, exact_video_rgb, load_model, stabiliser_mix
+from revamp.models.files import blind_video_codecs, exact_video_rgb, h265_hint_scale, load_model, stabiliser_mix
 from revamp.models.registry import resolve_model
 from revamp.models.unet import UNetConfig, fold_batchnorm
 from revamp.runtime import cpu_has_bf16_units, has_onnxruntime, pick_device
@@ -83,6 +83,8 @@ class Restorer:
         self.codec_aware: bool = self.model.config.cond_channels > 0
         # Video codecs it learnt blind: their frames' quantisers are withheld from it (restore_video_frame).
         self.blind_codecs: frozenset[str] = blind_video_codecs(self.metadata.get("recipe") or {})
+        # The share of an H.265 frame's slice-QP step it is told (revamp.video.job.restore_video_frame).
+        self.h265_hint_scale: float = h265_hint_scale(self.metadata.get("recipe") or {})
         # How its video frames become RGB: as in its training (exact, or FFmpeg's fast conversion).
         self.exact_video_rgb: bool = exact_video_rgb(self.metadata.get("recipe") or {})
         # The mix its video frames are stabilised at unless one is asked for (revamp.video.stabilize).

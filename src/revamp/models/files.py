@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from revamp import __version__
-from revamp.defaults import STABILIZE
+from revamp.defaults import H265_HINT_SCALE, STABILIZE
 from revamp.models.unet import UNetConfig, UNetGenerator, fold_spectral_norm
 
 FORMAT = "revamp-model/1"
@@ -97,6 +97,18 @@ def stabiliser_mix(recipe: dict) -> float:
     if not isinstance(mix, (int, float)) or not 0 <= mix < 1:
         raise ModelFileError(f"the model's stabiliser mix must be a number in [0, 1), not {mix!r}")
     return float(mix)
+
+
+def h265_hint_scale(recipe: dict) -> float:
+    """The share of an H.265 frame's slice-QP step the model is told: the one it was shipped with
+    (``h265_hint_scale``, chosen on the training clips when it was shipped told H.265), else
+    H265_HINT_SCALE."""
+    scale = recipe.get("h265_hint_scale")
+    if scale is None:
+        return H265_HINT_SCALE
+    if not isinstance(scale, (int, float)) or not 0 < scale <= 2:
+        raise ModelFileError(f"the model's H.265 hint scale must be a number in (0, 2], not {scale!r}")
+    return float(scale)
 
 
 def exact_video_rgb(recipe: dict) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from revamp.codec import BLIND, VIDEO_CODEC_NAMES, CodecHint, h26x_step, hint_for_video_frame
-from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, VIDEO_HINT_SCALE
+from revamp.defaults import BLIND_VIDEO_STRENGTH, VIDEO_HINT_SCALE
 from revamp.video.flow import Warps
 from revamp.video.io import (
     CODECS,
@@ -167,14 +167,15 @@ def _temporal(restorer, mix: float | None) -> tuple[TemporalStabilizer | None, W
 
 def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
     """One decoded video frame (uint8 RGB) -> its float32 restoration. A codec-aware model is told
-    VIDEO_HINT_SCALE of the frame's quantiser step (H.265: H265_HINT_SCALE of its slice QP's step),
+    VIDEO_HINT_SCALE of the frame's quantiser step (H.265: the model's h265_hint_scale of its slice
+    QP's step, revamp.defaults.H265_HINT_SCALE unless it was shipped with another),
     and of a frame with none (blind) its correction is kept at BLIND_VIDEO_STRENGTH: on natural
     video the models over-correct at the step the file reports (docs/codec.md). The quantisers of
     a codec the model learnt blind are withheld."""
     if hint.codec in restorer.blind_codecs:
         hint = BLIND
     frame = rgb.astype(np.float32) / 255
-    scale = H265_HINT_SCALE if hint.codec == "h265" else VIDEO_HINT_SCALE
+    scale = restorer.h265_hint_scale if hint.codec == "h265" else VIDEO_HINT_SCALE
     restored = restorer.restore_rgb(frame, hint=hint.scaled(scale), neighbours=neighbours)
     if hint.steps is not None or not restorer.codec_aware or restorer.scale != 1 or np.shares_memory(frame, restored):
         return restored
