@@ -1,5 +1,5 @@
-"""Dense optical flow (OpenCV DIS) and backward warping, shared by the temporal stabiliser and
-the temporal metrics."""
+"""Dense optical flow (OpenCV DIS) and backward warping, shared by the temporal stabiliser,
+multi-frame models' neighbours (revamp.video.neighbours) and the temporal metrics."""
 from __future__ import annotations
 
 import threading
