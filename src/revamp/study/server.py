@@ -189,15 +189,18 @@ def make_handler(app: StudyApp, allowed_hosts: set[str]):
             pass
 
         def _send(self, status: int, body: bytes, ctype: str, cache: bool = False) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
-            self.send_header("Cache-Control", "private, max-age=3600" if cache else "no-store")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
+                self.send_header("Cache-Control", "private, max-age=3600" if cache else "no-store")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client left before the answer: no one to tell
+                self.close_connection = True
 
         def _json(self, status: int, data: dict) -> None:
             self._send(status, json.dumps(data).encode(), "application/json")
