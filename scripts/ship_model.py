@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from revamp.models.files import blind_video_codecs, load_model, save_model
+from revamp.models.files import ModelFileError, blind_video_codecs, h265_hint_scale, load_model, save_model, stabiliser_mix
 
 
 def _validated_step(meta: dict) -> int | None:
@@ -56,15 +56,15 @@ def main() -> None:
     if args.tell:
         recipe["told_codecs"] = sorted(args.tell)
     if args.stabilize is not None:
-        if not 0 <= args.stabilize < 1:
-            parser.error("--stabilize must be in [0, 1)")
         recipe["stabilize"] = args.stabilize
     if args.h265_hint_scale is not None:
-        if not 0 < args.h265_hint_scale <= 2:
-            parser.error("--h265-hint-scale must be in (0, 2]")
         if "h265" in blind_video_codecs(recipe):
             parser.error("--h265-hint-scale is for a model told H.265 (--tell h265)")
         recipe["h265_hint_scale"] = args.h265_hint_scale
+    try:  # the bounds a model file is read with
+        stabiliser_mix(recipe), h265_hint_scale(recipe)
+    except ModelFileError as exc:
+        parser.error(str(exc))
     if args.note:
         recipe["shipping_note"] = args.note
     save_model(model, args.out, name=args.name, task=meta["task"], recipe=recipe)

@@ -81,14 +81,15 @@ class Restorer:
         self.scale: int = self.model.config.scale
         # Codec-aware models take the quantiser the file reports (revamp.codec) as extra planes.
         self.codec_aware: bool = self.model.config.cond_channels > 0
+        recipe = self.metadata.get("recipe") or {}
         # Video codecs it learnt blind: their frames' quantisers are withheld from it (restore_video_frame).
-        self.blind_codecs: frozenset[str] = blind_video_codecs(self.metadata.get("recipe") or {})
+        self.blind_codecs: frozenset[str] = blind_video_codecs(recipe)
         # The share of an H.265 frame's slice-QP step it is told (revamp.video.job.restore_video_frame).
-        self.h265_hint_scale: float = h265_hint_scale(self.metadata.get("recipe") or {})
+        self.h265_hint_scale: float = h265_hint_scale(recipe)
         # How its video frames become RGB: as in its training (exact, or FFmpeg's fast conversion).
-        self.exact_video_rgb: bool = exact_video_rgb(self.metadata.get("recipe") or {})
+        self.exact_video_rgb: bool = exact_video_rgb(recipe)
         # The mix its video frames are stabilised at unless one is asked for (revamp.video.stabilize).
-        self.stabilize: float = stabiliser_mix(self.metadata.get("recipe") or {})
+        self.stabilize: float = stabiliser_mix(recipe)
         # Multi-frame models also take this many aligned frames on each side, prepared as its
         # config's neighbour fields say (revamp.video.neighbours.neighbour_planes).
         self.neighbours: int = self.model.config.neighbours
