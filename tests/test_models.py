@@ -277,6 +277,10 @@ def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record
     assert blind_video_codecs(meta["recipe"]) == {"mpeg4"} and stabiliser_mix(meta["recipe"]) == 0.45 and h265_hint_scale(meta["recipe"]) == 0.6
     shipped = Restorer(str(tmp_path / "out.safetensors"), device="cpu")
     assert (shipped.blind_codecs, shipped.stabilize, shipped.h265_hint_scale) == ({"mpeg4"}, 0.45, 0.6)
+    for key, read in (("stabilize", stabiliser_mix), ("h265_hint_scale", h265_hint_scale)):
+        for bad in (True, 2.5, float("nan"), "0.5"):
+            with pytest.raises(ModelFileError):
+                read({key: bad})
     # Not learnt blind; no reason given (three times); a mix or scale out of range; a scale for H.265 it is not told.
     for refused in (["--tell", "h264", "--note", "x"], ["--tell", "h265"], ["--stabilize", "0.45"], ["--h265-hint-scale", "0.6"],
                     ["--stabilize", "1", "--note", "x"], ["--tell", "h265", "--h265-hint-scale", "0", "--note", "x"],

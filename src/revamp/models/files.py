@@ -87,6 +87,11 @@ def blind_video_codecs(recipe: dict) -> frozenset[str]:
     return frozenset(blind) - frozenset(recipe.get("told_codecs") or ())
 
 
+def _is_number(value) -> bool:
+    # JSON's true and false are ints to Python: a recipe's `true` is not a mix of 1.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def stabiliser_mix(recipe: dict) -> float:
     """The video stabiliser's mix for the model: the one it was shipped with (``stabilize``, chosen
     on the training clips when it was shipped: a model that already blends its neighbouring frames
@@ -94,7 +99,7 @@ def stabiliser_mix(recipe: dict) -> float:
     mix = recipe.get("stabilize")
     if mix is None:
         return STABILIZE
-    if not isinstance(mix, (int, float)) or not 0 <= mix < 1:
+    if not _is_number(mix) or not 0 <= mix < 1:
         raise ModelFileError(f"the model's stabiliser mix must be a number in [0, 1), not {mix!r}")
     return float(mix)
 
@@ -106,7 +111,7 @@ def h265_hint_scale(recipe: dict) -> float:
     scale = recipe.get("h265_hint_scale")
     if scale is None:
         return H265_HINT_SCALE
-    if not isinstance(scale, (int, float)) or not 0 < scale <= 2:
+    if not _is_number(scale) or not 0 < scale <= 2:
         raise ModelFileError(f"the model's H.265 hint scale must be a number in (0, 2], not {scale!r}")
     return float(scale)
 
