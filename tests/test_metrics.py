@@ -137,6 +137,24 @@ def test_lpips_loss_has_gradients():
     assert pred.grad.abs().sum() > 0 and set(parts) == {"lpips", "ssim", "mse"}
 
 
+def test_the_luma_loss_is_measured_as_psnr_y_measures():
+    """charbonnier_y compares the BT.601 luma of revamp.metrics.fidelity.rgb_to_y, so a change of
+    colour that keeps the luma costs nothing and the same change of brightness does."""
+    import torch
+
+    from revamp.metrics.fidelity import rgb_to_y
+    from revamp.train.losses import charbonnier_y
+
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    ya, yb = (rgb_to_y(x.permute(0, 2, 3, 1).double().numpy() * 255) / 255 for x in (a, b))
+    assert float(charbonnier_y(a, b)) == pytest.approx(float(np.sqrt((ya - yb) ** 2 + 1e-6).mean()), rel=1e-5)
+    luma = torch.tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    chroma = torch.tensor([24.966, 0.0, -65.481]).view(1, 3, 1, 1) / 2000  # orthogonal to the luma weights
+    assert float((chroma * luma).sum()) == pytest.approx(0, abs=1e-6)
+    assert float(charbonnier_y(a, a + chroma)) < 1.01e-3 < float(charbonnier_y(a, a + chroma.abs()))
+
+
 def test_niqe_matches_the_live_matlab_release():
     """Official LIVE MATLAB values (pyiqa calibration set). I19 is ill-conditioned: a 1e-9 change of the
     input moves it by 0.01, and the BasicSR/pyiqa ports give about 9.07 there too (../shared/weights/verify.py)."""

@@ -10,6 +10,17 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps**2).mean()
 
 
+# BT.601 luma weights of 8-bit studio range (revamp.metrics.fidelity.rgb_to_y) for [0, 1] RGB.
+_LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)
+
+
+def charbonnier_y(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Charbonnier on the BT.601 luma: video restoration is measured on Y (MFQE, STDF and
+    BasicVSR++ restore Y alone), so a term on it weighs luma above the chroma the codec subsampled."""
+    luma = pred.new_tensor(_LUMA).view(1, 3, 1, 1)
+    return charbonnier((pred * luma).sum(1), (target * luma).sum(1))
+
+
 def _gaussian_window(channels: int, device, dtype, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     g = torch.exp(-((torch.arange(size, device=device, dtype=dtype) - size // 2) ** 2) / (2 * sigma**2))
     g = g / g.sum()
@@ -36,6 +47,7 @@ class WeightedLoss(nn.Module):
         "l1": lambda p, t: F.l1_loss(p, t),
         "mse": lambda p, t: F.mse_loss(p, t),
         "charbonnier": charbonnier,
+        "charbonnier_y": charbonnier_y,
         "ssim": lambda p, t: 1 - ssim_map(p, t).mean(),
     }
 
