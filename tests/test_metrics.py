@@ -139,7 +139,7 @@ def test_lpips_loss_has_gradients():
 
 def test_the_luma_loss_is_measured_as_psnr_y_measures():
     """charbonnier_y compares the BT.601 luma of revamp.metrics.fidelity.rgb_to_y, so a change of
-    colour that keeps the luma costs nothing and the same change of brightness does."""
+    colour that keeps the luma costs nothing and a change of the same size that moves it does."""
     import torch
 
     from revamp.metrics.fidelity import rgb_to_y

@@ -10,10 +10,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 
+BT601_Y = (65.481, 128.553, 24.966)  # Y's weights of R, G, B in [0, 1], studio range (Y in [16, 235])
+
+
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
     """BT.601 Y in [16, 235] from 8-bit RGB, as MATLAB rgb2ycbcr."""
     img = img.astype(np.float64)
-    return 16.0 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255.0
+    r, g, b = BT601_Y
+    return 16.0 + (r * img[..., 0] + g * img[..., 1] + b * img[..., 2]) / 255.0
 
 
 def _prepare(a: np.ndarray, b: np.ndarray, channel: str, crop: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,19 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from revamp.metrics.fidelity import BT601_Y
+
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((pred - target) ** 2 + eps**2).mean()
 
 
-# BT.601 luma weights of 8-bit studio range (revamp.metrics.fidelity.rgb_to_y) for [0, 1] RGB.
-_LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)
-
-
 def charbonnier_y(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Charbonnier on the BT.601 luma: video restoration is measured on Y (MFQE, STDF and
     BasicVSR++ restore Y alone), so a term on it weighs luma above the chroma the codec subsampled."""
-    luma = pred.new_tensor(_LUMA).view(1, 3, 1, 1)
+    luma = pred.new_tensor([w / 255 for w in BT601_Y]).view(1, 3, 1, 1)  # as PSNR-Y measures it (rgb_to_y)
     return charbonnier((pred * luma).sum(1), (target * luma).sum(1))
 
 
