@@ -42,7 +42,7 @@ def main() -> None:
     recipe = dict(meta.get("recipe") or {})
     if args.mean_with:
         others = [load_model(path) for path in args.mean_with]
-        if any(other_meta["config"] != meta["config"] for _, other_meta in others):
+        if any(other.config != model.config for other, _ in others):  # compared with defaults filled in: older files omit newer keys
             parser.error("--mean-with needs files of the same network as the source")
         states = [model.state_dict()] + [other.state_dict() for other, _ in others]
         model.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v for k, v in states[0].items()})

@@ -289,6 +289,16 @@ def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record
         assert run.returncode == 2 and not (tmp_path / "no.safetensors").exists()
 
 
+def _drop_config_keys(path, keys):
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    config = json.loads(meta["config"])
+    assert all(k in config for k in keys)
+    save_file(tensors, str(path), metadata=dict(meta, config=json.dumps({k: v for k, v in config.items() if k not in keys})))
+
+
 def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     """scripts/ship_model.py --mean-with: the shipped tensors are the mean of the two files' (to fp16),
     the recipe says which steps were mixed; a file of another network is refused."""
@@ -300,6 +310,7 @@ def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     a, b = UNetGenerator(net).eval(), UNetGenerator(net).eval()
     save_model(a, tmp_path / "a.safetensors", name="run", task="test", recipe={"best_val": {"step": 3000}}, half=False)
     save_model(b, tmp_path / "b.safetensors", name="run", task="test", recipe={"best_val": {"step": 2750}}, half=False)
+    _drop_config_keys(tmp_path / "b.safetensors", ["neighbour_window", "neighbour_step_gate"])  # as a file written before those keys existed
     script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "a.safetensors")]
     subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--mean-with", str(tmp_path / "b.safetensors")], check=True)
     shipped, meta = load_model(tmp_path / "out.safetensors")
