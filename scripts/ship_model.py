@@ -5,8 +5,8 @@ it on the training clips, which `revamp video` then uses: ``--stabilize MIX``, t
 mix (bench/stabilizer_mix.py; revamp.models.files.stabiliser_mix), and ``--h265-hint-scale S``,
 the share of an H.265 frame's slice-QP step it is told (bench/video_hint_scale.py;
 revamp.models.files.h265_hint_scale). ``--mean-with`` averages it tensor by tensor with other
-validated weights of the same network (for example the run's previous validation), recorded as
-the recipe's ``weight_mix``.
+weights of the same network (for example the run's previous validation, or the file it started
+from), recorded as the recipe's ``weight_mix`` with each file's step.
 
     .venv/bin/python scripts/ship_model.py BEST.safetensors src/revamp/weights/video-quality.safetensors \
         --name video-quality --tell h265 --note "told H.265's slice QP: Vid4 ... (docs/models.md)"
@@ -23,8 +23,9 @@ import torch
 from revamp.models.files import ModelFileError, blind_video_codecs, h265_hint_scale, load_model, save_model, stabiliser_mix
 
 
-def _validated_step(meta: dict) -> int | None:
-    return ((meta.get("recipe") or {}).get("best_val") or {}).get("step")
+def _weights_step(meta: dict) -> int | None:
+    # the step the file's weights were written at (a run's best or last), not its best validation's
+    return (meta.get("recipe") or {}).get("steps")
 
 
 def main() -> None:
@@ -46,8 +47,8 @@ def main() -> None:
             parser.error("--mean-with needs files of the same network as the source")
         states = [model.state_dict()] + [other.state_dict() for other, _ in others]
         model.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v for k, v in states[0].items()})
-        recipe["weight_mix"] = {"share": 1 / len(states), "with": [{"file": Path(path).name, "step": _validated_step(m)} for path, (_, m) in zip(args.mean_with, others)],
-                                "note": f"the mean, tensor by tensor, of these weights (validated at step {_validated_step(meta)}) and those in `with`"}
+        recipe["weight_mix"] = {"share": 1 / len(states), "with": [{"file": Path(path).name, "step": _weights_step(m)} for path, (_, m) in zip(args.mean_with, others)],
+                                "note": f"the mean, tensor by tensor, of these weights (step {_weights_step(meta)} of their run) and those in `with`"}
     unknown = set(args.tell) - blind_video_codecs(recipe)
     if unknown:
         parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")

@@ -301,15 +301,16 @@ def _drop_config_keys(path, keys):
 
 def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     """scripts/ship_model.py --mean-with: the shipped tensors are the mean of the two files' (to fp16),
-    the recipe says which steps were mixed; a file of another network is refused."""
+    the recipe says which steps were mixed (the weights' own, not their run's best validation); a file
+    of another network is refused."""
     import subprocess
     import sys
 
     torch.manual_seed(0)
     net = UNetConfig(encoder="mobilenetv3_small_100", width=16)
     a, b = UNetGenerator(net).eval(), UNetGenerator(net).eval()
-    save_model(a, tmp_path / "a.safetensors", name="run", task="test", recipe={"best_val": {"step": 3000}}, half=False)
-    save_model(b, tmp_path / "b.safetensors", name="run", task="test", recipe={"best_val": {"step": 2750}}, half=False)
+    save_model(a, tmp_path / "a.safetensors", name="run", task="test", recipe={"steps": 3000, "best_val": {"step": 3000}}, half=False)
+    save_model(b, tmp_path / "b.safetensors", name="run", task="test", recipe={"steps": 3000, "best_val": {"step": 2750}}, half=False)
     _drop_config_keys(tmp_path / "b.safetensors", ["neighbour_window", "neighbour_step_gate"])  # as a file written before those keys existed
     script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "a.safetensors")]
     subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--mean-with", str(tmp_path / "b.safetensors")], check=True)
@@ -318,7 +319,7 @@ def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     assert any(not torch.equal(sa[k], sb[k]) for k in sa)
     for k in sa:
         assert torch.equal(out[k], ((sa[k] + sb[k]) / 2).half().float() if sa[k].is_floating_point() else sa[k]), k
-    assert meta["recipe"]["weight_mix"]["share"] == 0.5 and meta["recipe"]["weight_mix"]["with"] == [{"file": "b.safetensors", "step": 2750}]
+    assert meta["recipe"]["weight_mix"]["share"] == 0.5 and meta["recipe"]["weight_mix"]["with"] == [{"file": "b.safetensors", "step": 3000}]
     save_model(UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8)), tmp_path / "other.safetensors", name="x", task="test", recipe={})
     run = subprocess.run(script + [str(tmp_path / "no.safetensors"), "--name", "x", "--mean-with", str(tmp_path / "other.safetensors")], capture_output=True, text=True)
     assert run.returncode == 2 and not (tmp_path / "no.safetensors").exists()
