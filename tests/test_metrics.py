@@ -142,15 +142,16 @@ def test_the_luma_loss_is_measured_as_psnr_y_measures():
     colour that keeps the luma costs nothing and a change of the same size that moves it does."""
     import torch
 
-    from revamp.metrics.fidelity import rgb_to_y
+    from revamp.metrics.fidelity import BT601_Y, rgb_to_y
     from revamp.train.losses import charbonnier_y
 
     torch.manual_seed(0)
     a, b = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     ya, yb = (rgb_to_y(x.permute(0, 2, 3, 1).double().numpy() * 255) / 255 for x in (a, b))
     assert float(charbonnier_y(a, b)) == pytest.approx(float(np.sqrt((ya - yb) ** 2 + 1e-6).mean()), rel=1e-5)
-    luma = torch.tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
-    chroma = torch.tensor([24.966, 0.0, -65.481]).view(1, 3, 1, 1) / 2000  # orthogonal to the luma weights
+    r, g, b = BT601_Y
+    luma = torch.tensor([r, g, b]).view(1, 3, 1, 1)
+    chroma = torch.tensor([b, 0.0, -r]).view(1, 3, 1, 1) / 2000  # orthogonal to the luma weights
     assert float((chroma * luma).sum()) == pytest.approx(0, abs=1e-6)
     assert float(charbonnier_y(a, a + chroma)) < 1.01e-3 < float(charbonnier_y(a, a + chroma.abs()))
 

@@ -88,21 +88,22 @@ def test_model_file_round_trip(tmp_path):
         assert torch.allclose(model.eval()(x), loaded(x), atol=1e-6)
 
 
+def _rewrite_config(path, out, edit):
+    """A copy of a model file at ``out``: the same tensors, its metadata's architecture config passed through ``edit``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(out), metadata=dict(meta, config=json.dumps(edit(json.loads(meta["config"])))))
+
+
 def test_load_rejects_mismatching_weights(tmp_path):
     model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=8))
     path = tmp_path / "m.safetensors"
     save_model(model, path, name="t", task="test", recipe={})
     # Same tensors, metadata claiming another width: must be refused with a clear message.
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    cfg = json.loads(meta["config"])
-    cfg["width"] = 16
-    meta["config"] = json.dumps(cfg)
     bad = tmp_path / "bad.safetensors"
-    save_file(tensors, str(bad), metadata=meta)
+    _rewrite_config(path, bad, lambda cfg: dict(cfg, width=16))
     with pytest.raises(ModelFileError, match="do not match the architecture"):
         load_model(bad)
 
@@ -289,16 +290,6 @@ def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record
         assert run.returncode == 2 and not (tmp_path / "no.safetensors").exists()
 
 
-def _drop_config_keys(path, keys):
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-    config = json.loads(meta["config"])
-    assert all(k in config for k in keys)
-    save_file(tensors, str(path), metadata=dict(meta, config=json.dumps({k: v for k, v in config.items() if k not in keys})))
-
-
 def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     """scripts/ship_model.py --mean-with: the shipped tensors are the mean of the two files' (to fp16),
     the recipe says which steps were mixed (the weights' own, not their run's best validation); a file
@@ -311,7 +302,13 @@ def test_shipping_the_mean_of_two_validated_weights(tmp_path):
     a, b = UNetGenerator(net).eval(), UNetGenerator(net).eval()
     save_model(a, tmp_path / "a.safetensors", name="run", task="test", recipe={"steps": 3000, "best_val": {"step": 3000}}, half=False)
     save_model(b, tmp_path / "b.safetensors", name="run", task="test", recipe={"steps": 3000, "best_val": {"step": 2750}}, half=False)
-    _drop_config_keys(tmp_path / "b.safetensors", ["neighbour_window", "neighbour_step_gate"])  # as a file written before those keys existed
+    newer = ("neighbour_window", "neighbour_step_gate")
+
+    def as_written_before(cfg):  # a file written before these keys existed
+        assert all(k in cfg for k in newer)
+        return {k: v for k, v in cfg.items() if k not in newer}
+
+    _rewrite_config(tmp_path / "b.safetensors", tmp_path / "b.safetensors", as_written_before)
     script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "a.safetensors")]
     subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--mean-with", str(tmp_path / "b.safetensors")], check=True)
     shipped, meta = load_model(tmp_path / "out.safetensors")
