@@ -566,11 +566,15 @@ def test_shipped_models_name_the_codecs_they_learnt_blind():
     from revamp.models.files import blind_video_codecs, read_metadata
     from revamp.models.registry import resolve_model
 
-    def blind(name):
-        return blind_video_codecs(json.loads(read_metadata(resolve_model(name))["recipe"]))
+    def recipe(name):
+        return json.loads(read_metadata(resolve_model(name))["recipe"])
 
-    assert blind("video") == {"h265"}  # trained with H.265 blind: `revamp video` withholds its slice QPs
-    assert blind("default") == frozenset()  # trained with H.265 told its step
+    # trained with H.265 blind: `revamp video` withholds its slice QPs
+    assert blind_video_codecs(recipe("video-quality")) == {"h265"}
+    # trained with H.265 blind too, but shipped told its slice QPs (scripts/ship_model.py --tell h265)
+    assert recipe("video")["degradation"]["video"]["blind_codecs"] == ["h265"] and recipe("video")["told_codecs"] == ["h265"]
+    assert blind_video_codecs(recipe("video")) == frozenset()
+    assert blind_video_codecs(recipe("default")) == frozenset()  # trained with H.265 told its step
 
 
 def test_each_model_is_given_video_frames_in_rgb_as_it_learnt_them(tmp_path, identity, monkeypatch):
