@@ -20,7 +20,7 @@ from revamp.codec import BLIND
 from revamp.evaluation.video import clip_neighbours
 from revamp.inference.restorer import Restorer
 
-SCALES = (1.0, 0.7, 0.5, 0.35)
+SCALES = (1.0, 0.85, 0.7, 0.5, 0.35)
 SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 MPEG4 = [("mpeg4", 6), ("mpeg4", 12)]  # the scale applies to MPEG-4 Part 2 files too
 H265_FINE = [("h265", 22)]  # the finest QP of the training degradations

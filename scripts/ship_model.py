@@ -2,9 +2,10 @@
 quantisers of codecs it learnt blind where that measured better (the recipe's ``told_codecs``,
 revamp.models.files.blind_video_codecs; the training record itself is kept). Settings chosen for
 it on the training clips, which `revamp video` then uses: ``--stabilize MIX``, the stabiliser's
-mix (bench/stabilizer_mix.py; revamp.models.files.stabiliser_mix), and ``--h265-hint-scale S``,
-the share of an H.265 frame's slice-QP step it is told (bench/video_hint_scale.py;
-revamp.models.files.h265_hint_scale). ``--mean-with`` averages it tensor by tensor with other
+mix (bench/stabilizer_mix.py; revamp.models.files.stabiliser_mix), ``--h265-hint-scale S`` and
+``--h264-hint-scale S``, the share of an H.265 frame's slice-QP step or of an H.264 frame's
+macroblock steps it is told (bench/video_hint_scale.py; revamp.models.files.h265_hint_scale,
+h264_hint_scale). ``--mean-with`` averages it tensor by tensor with other
 weights of the same network (for example the run's previous validation, or the file it started
 from), recorded as the recipe's ``weight_mix`` with each file's step.
 
@@ -20,7 +21,15 @@ from pathlib import Path
 
 import torch
 
-from revamp.models.files import ModelFileError, blind_video_codecs, h265_hint_scale, load_model, save_model, stabiliser_mix
+from revamp.models.files import (
+    ModelFileError,
+    blind_video_codecs,
+    h264_hint_scale,
+    h265_hint_scale,
+    load_model,
+    save_model,
+    stabiliser_mix,
+)
 
 
 def _weights_step(meta: dict) -> int | None:
@@ -34,9 +43,11 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--name", required=True, help="the model name the product knows it by")
     parser.add_argument("--tell", action="append", default=[], help="a codec the model learnt blind whose quantisers it is to be told")
-    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell, --stabilize and --h265-hint-scale)")
+    parser.add_argument("--note", help="why, in the recipe's shipping_note (required with --tell, --stabilize and the hint scales)")
     parser.add_argument("--stabilize", type=float, metavar="MIX", help="the video stabiliser's mix for this model, in [0, 1)")
     parser.add_argument("--h265-hint-scale", type=float, metavar="S", help="the share of an H.265 frame's slice-QP step it is told, in (0, 2]")
+    parser.add_argument("--h264-hint-scale", type=float, metavar="S",
+                        help="the share of an H.264 frame's macroblock steps it is told, in (0, 2]")
     parser.add_argument("--mean-with", action="append", default=[], metavar="FILE", help="average with these weights of the same network, tensor by tensor")
     args = parser.parse_args()
     model, meta = load_model(args.source)
@@ -52,8 +63,9 @@ def main() -> None:
     unknown = set(args.tell) - blind_video_codecs(recipe)
     if unknown:
         parser.error(f"{args.source} did not learn {', '.join(sorted(unknown))} blind: nothing to tell")
-    if (args.tell or args.stabilize is not None or args.h265_hint_scale is not None) and not args.note:
-        parser.error("--tell, --stabilize and --h265-hint-scale need a --note that says what was measured")
+    settings = (args.stabilize, args.h265_hint_scale, args.h264_hint_scale)
+    if (args.tell or any(v is not None for v in settings)) and not args.note:
+        parser.error("--tell, --stabilize and the hint scales need a --note that says what was measured")
     if args.tell:
         recipe["told_codecs"] = sorted(args.tell)
     if args.stabilize is not None:
@@ -62,8 +74,10 @@ def main() -> None:
         if "h265" in blind_video_codecs(recipe):
             parser.error("--h265-hint-scale is for a model told H.265 (--tell h265)")
         recipe["h265_hint_scale"] = args.h265_hint_scale
+    if args.h264_hint_scale is not None:
+        recipe["h264_hint_scale"] = args.h264_hint_scale
     try:  # the bounds a model file is read with
-        stabiliser_mix(recipe), h265_hint_scale(recipe)
+        stabiliser_mix(recipe), h265_hint_scale(recipe), h264_hint_scale(recipe)
     except ModelFileError as exc:
         parser.error(str(exc))
     if args.note:

@@ -261,30 +261,31 @@ def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record
     import subprocess
     import sys
 
-    from revamp.defaults import STABILIZE
+    from revamp.defaults import STABILIZE, VIDEO_HINT_SCALE
     from revamp.inference.restorer import Restorer
-    from revamp.models.files import blind_video_codecs, h265_hint_scale, stabiliser_mix
+    from revamp.models.files import blind_video_codecs, h264_hint_scale, h265_hint_scale, stabiliser_mix
 
     model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2)).eval()
     recipe = {"steps": 7, "degradation": {"video": {"blind_codecs": ["h265", "mpeg4"]}}}
     save_model(model, tmp_path / "best.safetensors", name="campaign", task="test", recipe=recipe, half=False)
-    assert blind_video_codecs(recipe) == {"h265", "mpeg4"} and stabiliser_mix(recipe) == STABILIZE
+    assert blind_video_codecs(recipe) == {"h265", "mpeg4"} and stabiliser_mix(recipe) == STABILIZE and h264_hint_scale(recipe) == VIDEO_HINT_SCALE
     script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "best.safetensors")]
     subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--tell", "h265", "--stabilize", "0.45",
-                             "--h265-hint-scale", "0.6", "--note", "measured"], check=True)
+                             "--h265-hint-scale", "0.6", "--h264-hint-scale", "0.8", "--note", "measured"], check=True)
     shipped, meta = load_model(tmp_path / "out.safetensors")
     assert meta["name"] == "shipped" and meta["dtype"] == "float16" and next(shipped.parameters()).dtype == torch.float32
     assert meta["recipe"]["degradation"] == recipe["degradation"] and meta["recipe"]["shipping_note"] == "measured"
     assert blind_video_codecs(meta["recipe"]) == {"mpeg4"} and stabiliser_mix(meta["recipe"]) == 0.45 and h265_hint_scale(meta["recipe"]) == 0.6
     shipped = Restorer(str(tmp_path / "out.safetensors"), device="cpu")
-    assert (shipped.blind_codecs, shipped.stabilize, shipped.h265_hint_scale) == ({"mpeg4"}, 0.45, 0.6)
-    for key, read in (("stabilize", stabiliser_mix), ("h265_hint_scale", h265_hint_scale)):
+    assert (shipped.blind_codecs, shipped.stabilize, shipped.h265_hint_scale, shipped.h264_hint_scale) == ({"mpeg4"}, 0.45, 0.6, 0.8)
+    for key, read in (("stabilize", stabiliser_mix), ("h265_hint_scale", h265_hint_scale), ("h264_hint_scale", h264_hint_scale)):
         for bad in (True, 2.5, float("nan"), "0.5"):
             with pytest.raises(ModelFileError):
                 read({key: bad})
-    # Not learnt blind; no reason given (three times); a mix or scale out of range; a scale for H.265 it is not told.
+    # Not learnt blind; no reason given (four times); a mix or scale out of range (three times); a scale for H.265 it is not told.
     for refused in (["--tell", "h264", "--note", "x"], ["--tell", "h265"], ["--stabilize", "0.45"], ["--h265-hint-scale", "0.6"],
-                    ["--stabilize", "1", "--note", "x"], ["--tell", "h265", "--h265-hint-scale", "0", "--note", "x"],
+                    ["--h264-hint-scale", "0.8"], ["--stabilize", "1", "--note", "x"],
+                    ["--tell", "h265", "--h265-hint-scale", "0", "--note", "x"], ["--h264-hint-scale", "2.5", "--note", "x"],
                     ["--h265-hint-scale", "0.6", "--note", "x"]):
         run = subprocess.run(script + [str(tmp_path / "no.safetensors"), "--name", "x", *refused], capture_output=True, text=True)
         assert run.returncode == 2 and not (tmp_path / "no.safetensors").exists()

@@ -16,6 +16,7 @@ STABILIZE = 0.6
 # The quantiser step a codec-aware model is told for a video frame, as a fraction of the step the
 # file reports: the models learnt codecs mostly from panned stills, and on natural video they
 # smooth too much at the reported step (tuned on the training clips: bench/video_hint_scale.py).
+# A model file may carry its own for H.264 (revamp.models.files.h264_hint_scale).
 VIDEO_HINT_SCALE = 0.5
 # H.265 frames are told their slice QP as it is: one QP for the whole picture, no per-block map,
 # and on the training clips the one shipped model that reads it (`default`) gains most so

@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from revamp import __version__
-from revamp.defaults import H265_HINT_SCALE, STABILIZE
+from revamp.defaults import H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
 from revamp.models.unet import UNetConfig, UNetGenerator, fold_spectral_norm
 
 FORMAT = "revamp-model/1"
@@ -104,16 +104,27 @@ def stabiliser_mix(recipe: dict) -> float:
     return float(mix)
 
 
+def _hint_scale(recipe: dict, key: str, default: float, what: str) -> float:
+    scale = recipe.get(key)
+    if scale is None:
+        return default
+    if not _is_number(scale) or not 0 < scale <= 2:
+        raise ModelFileError(f"the model's {what} hint scale must be a number in (0, 2], not {scale!r}")
+    return float(scale)
+
+
 def h265_hint_scale(recipe: dict) -> float:
     """The share of an H.265 frame's slice-QP step the model is told: the one it was shipped with
     (``h265_hint_scale``, chosen on the training clips when it was shipped told H.265), else
     H265_HINT_SCALE."""
-    scale = recipe.get("h265_hint_scale")
-    if scale is None:
-        return H265_HINT_SCALE
-    if not _is_number(scale) or not 0 < scale <= 2:
-        raise ModelFileError(f"the model's H.265 hint scale must be a number in (0, 2], not {scale!r}")
-    return float(scale)
+    return _hint_scale(recipe, "h265_hint_scale", H265_HINT_SCALE, "H.265")
+
+
+def h264_hint_scale(recipe: dict) -> float:
+    """The share of an H.264 frame's macroblock steps the model is told: the one it was shipped
+    with (``h264_hint_scale``, chosen on the training clips), else VIDEO_HINT_SCALE (which MPEG-2
+    and MPEG-4 Part 2 frames are always told)."""
+    return _hint_scale(recipe, "h264_hint_scale", VIDEO_HINT_SCALE, "H.264")
 
 
 def exact_video_rgb(recipe: dict) -> bool:
