@@ -55,7 +55,7 @@ def encode_decode(frames: list[np.ndarray], codec: str, crf: int | None,
     size = buf.tell()
     buf.seek(0)
     with av.open(buf, "r") as container:
-        planes = [f.to_ndarray(format="yuv420p")[:h] for f in container.decode(video=0)]
+        planes = [f.to_ndarray(format="yuv420p", threads=1)[:h] for f in container.decode(video=0)]
     return planes, size, seconds
 
 

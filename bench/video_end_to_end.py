@@ -37,7 +37,7 @@ def encode(frames: list[np.ndarray], path: Path, codec: str, qp: int) -> None:
         stream.codec_context.options = {"qp": str(qp), "preset": "medium"} if codec == "h264" else {
             "preset": "medium", "x265-params": f"qp={qp}:log-level=error"}
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="smpte170m", dst_color_range="MPEG")
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="smpte170m", dst_color_range="MPEG", threads=1)
             frame.pts, frame.time_base = i, Fraction(1, 25)
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -48,7 +48,7 @@ def encode(frames: list[np.ndarray], path: Path, codec: str, qp: int) -> None:
 def psnr_y(path: Path, refs: list[np.ndarray]) -> float:
     h = refs[0].shape[0]
     with av.open(str(path)) as c:
-        planes = [f.to_ndarray(format="yuv420p")[:h].astype(np.float64) for f in c.decode(video=0)]
+        planes = [f.to_ndarray(format="yuv420p", threads=1)[:h].astype(np.float64) for f in c.decode(video=0)]
     if len(planes) != len(refs):
         raise RuntimeError(f"{path}: {len(planes)} frames, expected {len(refs)}")
     return float(np.mean([10 * np.log10(255**2 / np.mean((p - rgb_to_y(r)) ** 2)) for p, r in zip(planes, refs)]))

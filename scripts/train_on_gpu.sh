@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains several models side by side on one GPU machine (e.g. an H100/H200), each cut by SIGINT
-# after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation),
-# and collects every run's best, final and last (at the stop) model files and its logs under OUT.
+# after RUN_SECONDS (it then saves its checkpoint; best.safetensors is written at each validation;
+# a job still running 60 s later is killed), and collects every run's best, final and last (at
+# the stop) model files and its logs under OUT.
 # Usage: scripts/train_on_gpu.sh OUT DATA_ROOT NAME=CONFIG...
 # (DATA_ROOT holds folders of training images, e.g. bsds500/, t91/, wiki49/ as in ../shared/data/train;
 # every folder in it is trained on; scripts/gpu_stage.py stages them for the device tool.)
@@ -27,7 +28,7 @@ sets=()
 while IFS= read -r item; do sets+=(--set "$item"); done < <(printf '%s' "${SETS:-}" | xargs -r -n1 printf '%s\n')
 for spec in "$@"; do
   name=${spec%%=*}; config=${spec#*=}
-  timeout -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
+  timeout -k 60 -s INT "${RUN_SECONDS:-230}" "${PYTHON:-python3}" -m revamp.cli train "${STAGE:-all}" --config "$config" -o "$runs/$name" \
     --set "data.train=[$train]" --set data.workers="${WORKERS:-3}" \
     ${GEN_PHASES:+--set "phases=$GEN_PHASES"} ${CLIPS:+--set "data.clips=[$CLIPS]"} "${sets[@]}" \
     > "$runs/$name.log" 2>&1 &

@@ -158,6 +158,20 @@ def test_round_trip_steps_are_the_decoders_own_b_pyramid_included():
     assert steps == [12.0] * 6
 
 
+def test_a_process_forked_after_frame_conversions_still_converts():
+    """DataLoader workers are forked after the trainer made its validation clips: a conversion that
+    left FFmpeg's scaler thread pool behind (PyAV 18.1.1's default) would hang every worker."""
+    import multiprocessing
+
+    from revamp.data.degrade import video_roundtrip
+
+    frames = moving_frames(4, 48, 64)
+    video_roundtrip(frames, "h264", 30, steps=[])
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        out = pool.apply_async(video_roundtrip, (frames, "h264", 30)).get(timeout=120)
+    assert len(out) == 4 and out[0].shape == (48, 64, 3)
+
+
 def test_mpeg4_quantiser_maps_are_read_too(tmp_path):
     maps = [f.qp_map for f in read_video_qp(_encode(tmp_path / "a.avi", "mpeg4", q=6)) if f.qp_map is not None]
     assert len(maps) >= 5 and all(np.all(m == 12) for m in maps)

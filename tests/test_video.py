@@ -64,7 +64,7 @@ def _decode_tagged(path, colorspace=None, color_range=None):
         frames = list(c.decode(video=0))
     tags = (frames[0].colorspace, frames[0].color_range)
     space, rng = colorspace or tags[0], color_range or tags[1]
-    rgb = [f.reformat(format="rgb24", src_colorspace=names[space], src_color_range="JPEG" if rng == 2 else "MPEG").to_ndarray()
+    rgb = [f.reformat(format="rgb24", src_colorspace=names[space], src_color_range="JPEG" if rng == 2 else "MPEG", threads=1).to_ndarray()
            for f in frames]
     return rgb, tags
 
@@ -253,14 +253,14 @@ def test_decoded_frames_become_rgb_without_bias_or_lost_luma(fmt, space, full):
 
     src = natural_image(96, 128, seed=4)
     frame = av.VideoFrame.from_ndarray(src, format="rgb24").reformat(format=fmt, dst_colorspace=space,
-                                                                     dst_color_range="JPEG" if full else "MPEG")
+                                                                     dst_color_range="JPEG" if full else "MPEG", threads=1)
     code = {"smpte170m": SPACE_SMPTE170M, "itu709": SPACE_BT709, "bt2020": SPACE_BT2020}[space]
     info = VideoInfo(time_base=Fraction(1, 25), rate=None, frames=0, duration_s=None, colorspace=code,
                      color_range=RANGE_FULL if full else RANGE_LIMITED, color_primaries=1, color_trc=1, sample_aspect_ratio=None, rotation=0)
     rgb = frame_to_rgb(frame, info).astype(np.float64)
     if not full:  # (swscale's own full-range encoding scales chroma otherwise than H.273 says: Y only)
         assert np.all(np.abs((rgb - src).reshape(-1, 3).mean(axis=0)) < 0.3)  # no shift in level
-        swscale = frame.reformat(format="rgb24", src_colorspace=space, src_color_range="MPEG").to_ndarray()
+        swscale = frame.reformat(format="rgb24", src_colorspace=space, src_color_range="MPEG", threads=1).to_ndarray()
         assert np.abs(rgb - src).mean() < np.abs(swscale.astype(np.float64) - src).mean() + 0.3  # chroma as coarse as the frame's
     kr, kb = {"smpte170m": (0.299, 0.114), "itu709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}[space]
     y = (kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]) / 255
@@ -660,7 +660,7 @@ def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
     from revamp.metrics import rgb_to_y
 
     with av.open(str(shared_path("data", "video", "carphone", "carphone_pristine.mp4"))) as c:  # a real clip, QCIF
-        clean = [f.to_ndarray(format="rgb24")[:128, :160] for _, f in zip(range(8), c.decode(video=0))]
+        clean = [f.to_ndarray(format="rgb24", threads=1)[:128, :160] for _, f in zip(range(8), c.decode(video=0))]
     src = make_video(tmp_path / "in.mkv", clean, options={"qp": "37", "bframes": "2"}, audio=False, subtitles=False)
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -676,9 +676,9 @@ def test_lossless_video_output_keeps_what_revamp_image_gains(tmp_path):
         return float(np.mean([10 * np.log10(255**2 / np.mean((p - rgb_to_y(c)) ** 2)) for p, c in zip(planes, clean)]))
 
     with av.open(str(tmp_path / "out.mkv")) as c:
-        video = [f.to_ndarray(format="yuv420p")[:128].astype(np.float64) for f in c.decode(video=0)]
+        video = [f.to_ndarray(format="yuv420p", threads=1)[:128].astype(np.float64) for f in c.decode(video=0)]
     with av.open(str(src)) as c:
-        compressed = [f.to_ndarray(format="yuv420p")[:128].astype(np.float64) for f in c.decode(video=0)]
+        compressed = [f.to_ndarray(format="yuv420p", threads=1)[:128].astype(np.float64) for f in c.decode(video=0)]
     images = [rgb_to_y(np.asarray(Image.open(tmp_path / "images" / f"{i:03d}.png"))) for i in range(8)]
     assert len(video) == 8
     base, via_video, via_image = psnr_y(compressed), psnr_y(video), psnr_y(images)

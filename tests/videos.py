@@ -47,7 +47,7 @@ def make_video(path: Path, frames: list[np.ndarray] | None = None, n: int = 24, 
     sws = {1: "itu709", 5: "itu601", 6: "smpte170m"}[space]
     for i, img in enumerate(frames):
         f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", dst_colorspace=sws,
-                                                                      dst_color_range="JPEG" if full_range else "MPEG")
+                                                                      dst_color_range="JPEG" if full_range else "MPEG", threads=1)
         f.pts = pts
         pts += (40 if i % 3 else 80) if vfr else 1
         for p in v.encode(f):
@@ -82,13 +82,13 @@ def frame_times(path: Path) -> list[float]:
 
 def decoded_rgb(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        return [f.to_ndarray(format="rgb24", threads=1) for f in c.decode(video=0)]
 
 
 def y_planes(path: Path) -> list[np.ndarray]:
     """The decoded Y plane of each frame (8-bit 4:2:0 files)."""
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="yuv420p")[: f.height].astype(np.float64) for f in c.decode(video=0)]
+        return [f.to_ndarray(format="yuv420p", threads=1)[: f.height].astype(np.float64) for f in c.decode(video=0)]
 
 
 def packet_digests(path: Path, kind: str) -> list[tuple]:

@@ -104,7 +104,7 @@ def read_video_qp(path: str | Path, max_frames: int | None = None) -> Iterator[F
         for index, frame in enumerate(container.decode(stream)):
             if max_frames is not None and index >= max_frames:
                 return
-            params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
+            params = video_enc_params(frame)
             yield FrameQuantiser(index, av.video.frame.PictureType(int(frame.pict_type)).name,
                                  None if params is None else params.qp_map().astype(np.int32))
 
@@ -244,6 +244,14 @@ def hint_for_image(path, rgb: np.ndarray | None) -> CodecHint:
     return BLIND
 
 
+def video_enc_params(frame):
+    """A decoded PyAV frame's VideoEncParams side data, or None. Looked up by type: PyAV 18.1.1 made
+    ``side_data`` a true mapping, whose iteration gives the types, not the data."""
+    from av.sidedata.sidedata import Type
+
+    return frame.side_data.get(Type.VIDEO_ENC_PARAMS)
+
+
 def hint_for_video_frame(frame, codec: str) -> CodecHint:
     """Per-macroblock steps from a decoded PyAV frame's VideoEncParams (decoder opened with
     ``export_side_data=venc_params``); for HEVC the picture's slice QP, which the decoder carries
@@ -253,7 +261,7 @@ def hint_for_video_frame(frame, codec: str) -> CodecHint:
         if not isinstance(qp, float):
             return BLIND
         return CodecHint.constant(float(h26x_step(qp)), frame.height, frame.width, "hevc slice QP", "h265")
-    params = next((d for d in frame.side_data if type(d).__name__ == "VideoEncParams"), None)
+    params = video_enc_params(frame)
     if params is None or codec not in QP_MAP_CODECS:
         return BLIND
     qp = _qp_map(params, frame.width, frame.height)

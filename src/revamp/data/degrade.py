@@ -139,7 +139,7 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
         dec.options = {"export_side_data": "venc_params"}
     packets = []
     for i, frame in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuv420p", threads=1)
         vf.pts = i
         packets += enc.encode(vf)
     packets += enc.encode(None)
@@ -151,7 +151,7 @@ def video_roundtrip(frames: list[np.ndarray], codec: str, q: int, gop: int = 12,
     if fast is not None:
         fast += [decoded_rgb(f, SPACE_SMPTE170M, RANGE_LIMITED, exact=False) for f in decoded]
     if luma is not None:
-        luma += [f.to_ndarray(format="yuv420p")[:h] for f in decoded]
+        luma += [f.to_ndarray(format="yuv420p", threads=1)[:h] for f in decoded]
     if steps is not None:
         steps += [_decoded_step(f, codec, q) for f in decoded]
     if len(out) != len(frames):

@@ -70,7 +70,7 @@ def ffmpeg_deblock(frames: list[np.ndarray]) -> list[np.ndarray]:
     graph = filter_graph("deblock", "filter=strong:block=8", width=w, height=h, format="yuv444p", time_base="1/25")
     out = []
     for i, rgb in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p", threads=1)
         frame.pts = i
         graph.push(frame)
         out.append(decoded_rgb(graph.pull(), SPACE_SMPTE170M, RANGE_LIMITED))  # the matrix of the reformat above

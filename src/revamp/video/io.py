@@ -156,8 +156,10 @@ def decoded_rgb(frame: av.VideoFrame, colorspace: int, color_range: int, exact: 
     layouts yuv_to_rgb does not take always go through FFmpeg."""
     rgb = yuv_to_rgb(frame, colorspace, color_range) if exact else None
     if rgb is None:
+        # threads=1 at every conversion: from PyAV 18.1.1 swscale defaults to a thread pool, which
+        # hangs any process forked after it (DataLoader workers).
         rgb = frame.reformat(format="rgb24", src_colorspace=_SWS_SPACE[colorspace], src_color_range=_SWS_RANGE[color_range],
-                             interpolation="BICUBIC").to_ndarray()
+                             interpolation="BICUBIC", threads=1).to_ndarray()
     return rgb
 
 
@@ -206,7 +208,7 @@ def yuv_to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.nd
 def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     return frame.reformat(format=pix_fmt, dst_colorspace=_SWS_SPACE[info.colorspace],
-                          dst_color_range=_SWS_RANGE[info.color_range], interpolation="BICUBIC")
+                          dst_color_range=_SWS_RANGE[info.color_range], interpolation="BICUBIC", threads=1)
 
 
 @dataclass
