@@ -4,8 +4,8 @@ revamp.models.files.blind_video_codecs; the training record itself is kept). Set
 it on the training clips, which `revamp video` then uses: ``--stabilize MIX``, the stabiliser's
 mix (bench/stabilizer_mix.py; revamp.models.files.stabiliser_mix), ``--h265-hint-scale S`` and
 ``--h264-hint-scale S``, the share of an H.265 frame's slice-QP step or of an H.264 frame's
-macroblock steps it is told (bench/video_hint_scale.py; revamp.models.files.h265_hint_scale,
-h264_hint_scale). ``--mean-with`` averages it tensor by tensor with other
+macroblock steps it is told (bench/video_hint_scale.py; revamp.models.files.hint_scales).
+``--mean-with`` averages it tensor by tensor with other
 weights of the same network (for example the run's previous validation, or the file it started
 from), recorded as the recipe's ``weight_mix`` with each file's step.
 
@@ -24,8 +24,7 @@ import torch
 from revamp.models.files import (
     ModelFileError,
     blind_video_codecs,
-    h264_hint_scale,
-    h265_hint_scale,
+    hint_scales,
     load_model,
     save_model,
     stabiliser_mix,
@@ -77,7 +76,7 @@ def main() -> None:
     if args.h264_hint_scale is not None:
         recipe["h264_hint_scale"] = args.h264_hint_scale
     try:  # the bounds a model file is read with
-        stabiliser_mix(recipe), h265_hint_scale(recipe), h264_hint_scale(recipe)
+        stabiliser_mix(recipe), hint_scales(recipe)
     except ModelFileError as exc:
         parser.error(str(exc))
     if args.note:

@@ -261,24 +261,25 @@ def test_shipping_a_model_told_a_codec_it_learnt_blind_keeps_its_training_record
     import subprocess
     import sys
 
-    from revamp.defaults import STABILIZE, VIDEO_HINT_SCALE
+    from revamp.defaults import H265_HINT_SCALE, STABILIZE, VIDEO_HINT_SCALE
     from revamp.inference.restorer import Restorer
-    from revamp.models.files import blind_video_codecs, h264_hint_scale, h265_hint_scale, stabiliser_mix
+    from revamp.models.files import blind_video_codecs, hint_scales, stabiliser_mix
 
     model = UNetGenerator(UNetConfig(encoder="mobilenetv3_small_100", width=16, cond_channels=2)).eval()
     recipe = {"steps": 7, "degradation": {"video": {"blind_codecs": ["h265", "mpeg4"]}}}
     save_model(model, tmp_path / "best.safetensors", name="campaign", task="test", recipe=recipe, half=False)
-    assert blind_video_codecs(recipe) == {"h265", "mpeg4"} and stabiliser_mix(recipe) == STABILIZE and h264_hint_scale(recipe) == VIDEO_HINT_SCALE
+    assert blind_video_codecs(recipe) == {"h265", "mpeg4"} and stabiliser_mix(recipe) == STABILIZE
+    assert hint_scales(recipe) == {"h264": VIDEO_HINT_SCALE, "h265": H265_HINT_SCALE}
     script = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts/ship_model.py"), str(tmp_path / "best.safetensors")]
     subprocess.run(script + [str(tmp_path / "out.safetensors"), "--name", "shipped", "--tell", "h265", "--stabilize", "0.45",
                              "--h265-hint-scale", "0.6", "--h264-hint-scale", "0.8", "--note", "measured"], check=True)
     shipped, meta = load_model(tmp_path / "out.safetensors")
     assert meta["name"] == "shipped" and meta["dtype"] == "float16" and next(shipped.parameters()).dtype == torch.float32
     assert meta["recipe"]["degradation"] == recipe["degradation"] and meta["recipe"]["shipping_note"] == "measured"
-    assert blind_video_codecs(meta["recipe"]) == {"mpeg4"} and stabiliser_mix(meta["recipe"]) == 0.45 and h265_hint_scale(meta["recipe"]) == 0.6
+    assert blind_video_codecs(meta["recipe"]) == {"mpeg4"} and stabiliser_mix(meta["recipe"]) == 0.45
     shipped = Restorer(str(tmp_path / "out.safetensors"), device="cpu")
-    assert (shipped.blind_codecs, shipped.stabilize, shipped.h265_hint_scale, shipped.h264_hint_scale) == ({"mpeg4"}, 0.45, 0.6, 0.8)
-    for key, read in (("stabilize", stabiliser_mix), ("h265_hint_scale", h265_hint_scale), ("h264_hint_scale", h264_hint_scale)):
+    assert (shipped.blind_codecs, shipped.stabilize, shipped.hint_scales) == ({"mpeg4"}, 0.45, {"h264": 0.8, "h265": 0.6})
+    for key, read in (("stabilize", stabiliser_mix), ("h265_hint_scale", hint_scales), ("h264_hint_scale", hint_scales)):
         for bad in (True, 2.5, float("nan"), "0.5"):
             with pytest.raises(ModelFileError):
                 read({key: bad})

@@ -119,7 +119,7 @@ class _Interrupt:
         self.strength, self.codec_aware, self.neighbours = restorer.strength, restorer.codec_aware, restorer.neighbours
         self.config = restorer.config
         self.blind_codecs, self.ensemble, self.exact_video_rgb = restorer.blind_codecs, restorer.ensemble, restorer.exact_video_rgb
-        self.stabilize, self.h265_hint_scale, self.h264_hint_scale = restorer.stabilize, restorer.h265_hint_scale, restorer.h264_hint_scale
+        self.stabilize, self.hint_scales = restorer.stabilize, restorer.hint_scales
 
     def restore_rgb(self, rgb, hint=None, neighbours=None):
         self.calls += 1
@@ -466,7 +466,7 @@ def test_motion_measured_on_a_helper_thread_gives_the_same_frames(scale):
     from revamp.video.stabilize import TemporalStabilizer
 
     class FlickeringRestorer:  # a stand-in network: upscales and adds fresh noise to every frame
-        codec_aware, blind_codecs = False, frozenset()
+        codec_aware, blind_codecs, hint_scales = False, frozenset(), {}
 
         def __init__(self):
             self.rng = np.random.default_rng(1)
@@ -612,7 +612,10 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
     told, tolerances = [], []
 
     class Brightening:  # a codec-aware stand-in whose correction is +20 levels everywhere
-        codec_aware, scale, blind_codecs, h265_hint_scale, h264_hint_scale = True, 1, frozenset(), H265_HINT_SCALE, VIDEO_HINT_SCALE
+        codec_aware, scale, blind_codecs = True, 1, frozenset()
+
+        def __init__(self):
+            self.hint_scales = {"h264": VIDEO_HINT_SCALE, "h265": H265_HINT_SCALE}
 
         def restore_rgb(self, rgb, hint=None, neighbours=None):
             told.append(hint)
@@ -641,10 +644,10 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
     job.restore_video_frame(Brightening(), frames[0], hevc)
     assert np.allclose(told[1].steps, 40 * H265_HINT_SCALE)  # H.265's own scale
     restorer = Brightening()
-    restorer.h265_hint_scale = 0.5  # a model shipped with its own (scripts/ship_model.py --h265-hint-scale)
+    restorer.hint_scales["h265"] = 0.5  # a model shipped with its own (scripts/ship_model.py --h265-hint-scale)
     job.restore_video_frame(restorer, frames[0], hevc)
     assert np.allclose(told[2].steps, 40 * 0.5)
-    restorer.h264_hint_scale = 0.8  # and its own for H.264's macroblock maps (--h264-hint-scale), not MPEG-2's
+    restorer.hint_scales["h264"] = 0.8  # and its own for H.264's macroblock maps (--h264-hint-scale), not MPEG-2's
     for codec in ("h264", "mpeg2"):
         job.restore_video_frame(restorer, frames[0], CodecHint.constant(40.0, 32, 32, f"{codec} quantisers", codec))
     assert np.allclose(told[3].steps, 40 * 0.8) and np.allclose(told[4].steps, 40 * VIDEO_HINT_SCALE)

@@ -16,7 +16,7 @@ from revamp.codec import BLIND, CodecHint, hint_for_image, jpeg_step
 from revamp.defaults import STRENGTH, TILE, TILE_OVERLAP
 from revamp.imageio import Picture, picture_from_pil
 from revamp.inference.tiling import Tile, TilePool, even_tile, restore_tiled, tile_windows
-from revamp.models.files import blind_video_codecs, exact_video_rgb, h264_hint_scale, h265_hint_scale, load_model, stabiliser_mix
+from revamp.models.files import blind_video_codecs, exact_video_rgb, hint_scales, load_model, stabiliser_mix
 from revamp.models.registry import resolve_model
 from revamp.models.unet import UNetConfig, fold_batchnorm
 from revamp.runtime import cpu_has_bf16_units, has_onnxruntime, pick_device
@@ -84,10 +84,9 @@ class Restorer:
         recipe = self.metadata.get("recipe") or {}
         # Video codecs it learnt blind: their frames' quantisers are withheld from it (restore_video_frame).
         self.blind_codecs: frozenset[str] = blind_video_codecs(recipe)
-        # The share of a video frame's quantiser steps it is told (revamp.video.job.restore_video_frame):
-        # H.265's slice QP and H.264's macroblock maps (MPEG-2's and MPEG-4's: revamp.defaults.VIDEO_HINT_SCALE).
-        self.h265_hint_scale: float = h265_hint_scale(recipe)
-        self.h264_hint_scale: float = h264_hint_scale(recipe)
+        # The share of a video frame's quantiser steps it is told, by codec (revamp.video.job.restore_video_frame;
+        # a codec not in it: revamp.defaults.VIDEO_HINT_SCALE).
+        self.hint_scales: dict[str, float] = hint_scales(recipe)
         # How its video frames become RGB: as in its training (exact, or FFmpeg's fast conversion).
         self.exact_video_rgb: bool = exact_video_rgb(recipe)
         # The mix its video frames are stabilised at unless one is asked for (revamp.video.stabilize).

@@ -113,18 +113,15 @@ def _hint_scale(recipe: dict, key: str, default: float, what: str) -> float:
     return float(scale)
 
 
-def h265_hint_scale(recipe: dict) -> float:
-    """The share of an H.265 frame's slice-QP step the model is told: the one it was shipped with
-    (``h265_hint_scale``, chosen on the training clips when it was shipped told H.265), else
-    H265_HINT_SCALE."""
-    return _hint_scale(recipe, "h265_hint_scale", H265_HINT_SCALE, "H.265")
-
-
-def h264_hint_scale(recipe: dict) -> float:
-    """The share of an H.264 frame's macroblock steps the model is told: the one it was shipped
-    with (``h264_hint_scale``, chosen on the training clips), else VIDEO_HINT_SCALE (which MPEG-2
-    and MPEG-4 Part 2 frames are always told)."""
-    return _hint_scale(recipe, "h264_hint_scale", VIDEO_HINT_SCALE, "H.264")
+def hint_scales(recipe: dict) -> dict[str, float]:
+    """The share of a video frame's quantiser steps the model is told, by codec: H.264's
+    macroblock steps and H.265's slice-QP step as the model was shipped with them
+    (``h264_hint_scale``, ``h265_hint_scale``: chosen on the training clips), else
+    VIDEO_HINT_SCALE and H265_HINT_SCALE; MPEG-2's and MPEG-4's always VIDEO_HINT_SCALE."""
+    return {
+        "h264": _hint_scale(recipe, "h264_hint_scale", VIDEO_HINT_SCALE, "H.264"),
+        "h265": _hint_scale(recipe, "h265_hint_scale", H265_HINT_SCALE, "H.265"),
+    }
 
 
 def exact_video_rgb(recipe: dict) -> bool:

@@ -167,21 +167,14 @@ def _temporal(restorer, mix: float | None) -> tuple[TemporalStabilizer | None, W
 
 def restore_video_frame(restorer, rgb: np.ndarray, hint: CodecHint, neighbours: np.ndarray | None = None) -> np.ndarray:
     """One decoded video frame (uint8 RGB) -> its float32 restoration. A codec-aware model is told
-    a share of the frame's quantiser steps: revamp.defaults.VIDEO_HINT_SCALE, or for H.264 and H.265
-    (the slice QP's step) the model's h264_hint_scale and h265_hint_scale (the defaults'
-    VIDEO_HINT_SCALE and H265_HINT_SCALE unless it was shipped with others),
-    and of a frame with none (blind) its correction is kept at BLIND_VIDEO_STRENGTH: on natural
-    video the models over-correct at the step the file reports (docs/codec.md). The quantisers of
-    a codec the model learnt blind are withheld."""
+    a share of the frame's quantiser steps (Restorer.hint_scales for H.264 and H.265, else
+    revamp.defaults.VIDEO_HINT_SCALE), and of a frame with none (blind) its correction is kept at
+    BLIND_VIDEO_STRENGTH: on natural video the models over-correct at the step the file reports
+    (docs/codec.md). The quantisers of a codec the model learnt blind are withheld."""
     if hint.codec in restorer.blind_codecs:
         hint = BLIND
     frame = rgb.astype(np.float32) / 255
-    if hint.codec == "h265":
-        scale = restorer.h265_hint_scale
-    elif hint.codec == "h264":
-        scale = restorer.h264_hint_scale
-    else:
-        scale = VIDEO_HINT_SCALE
+    scale = restorer.hint_scales.get(hint.codec, VIDEO_HINT_SCALE)
     restored = restorer.restore_rgb(frame, hint=hint.scaled(scale), neighbours=neighbours)
     if hint.steps is not None or not restorer.codec_aware or restorer.scale != 1 or np.shares_memory(frame, restored):
         return restored
