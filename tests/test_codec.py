@@ -172,6 +172,28 @@ def test_a_process_forked_after_frame_conversions_still_converts():
     assert len(out) == 4 and out[0].shape == (48, 64, 3)
 
 
+def test_every_frame_conversion_in_the_package_keeps_to_one_thread():
+    """The test above guards one path; any PyAV conversion in the package without ``threads=1``
+    (reformat, or to_ndarray to a format) could bring the hang back in DataLoader workers, which
+    are forked so that they share the decoded training pictures instead of copying them."""
+    import ast
+    from pathlib import Path
+
+    import revamp
+
+    calls, missing = 0, []
+    for path in Path(revamp.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            keywords = {k.arg for k in node.keywords}
+            if node.func.attr == "reformat" or (node.func.attr == "to_ndarray" and "format" in keywords):
+                calls += 1
+                if "threads" not in keywords:
+                    missing.append(f"{path.name}:{node.lineno}")
+    assert calls >= 4 and not missing
+
+
 def test_mpeg4_quantiser_maps_are_read_too(tmp_path):
     maps = [f.qp_map for f in read_video_qp(_encode(tmp_path / "a.avi", "mpeg4", q=6)) if f.qp_map is not None]
     assert len(maps) >= 5 and all(np.all(m == 12) for m in maps)
