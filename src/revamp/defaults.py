@@ -19,9 +19,9 @@ STABILIZE = 0.6
 # A model file may carry its own for H.264 (revamp.models.files.hint_scales).
 VIDEO_HINT_SCALE = 0.5
 # H.265 frames are told their slice QP as it is: one QP for the whole picture, no per-block map,
-# and on the training clips the one shipped model that reads it (`default`) gains most so
-# (bench/video_hint_scale.py --codecs h265; `video` learnt H.265 blind and is told nothing). A model
-# file may carry its own (revamp.models.files.hint_scales).
+# and on the training clips `default` gains most so (bench/video_hint_scale.py --codecs h265; for
+# `video` and `video-quality`: docs/codec.md). A model file may carry its own
+# (revamp.models.files.hint_scales).
 H265_HINT_SCALE = 1.0
 # The share of a codec-aware network's correction kept on a video frame it is told no quantisers
 # of (none reported, or a codec it learnt blind): blind, the models over-correct natural video
