@@ -607,6 +607,7 @@ def test_each_model_is_given_video_frames_in_rgb_as_it_learnt_them(tmp_path, ide
 def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabiliser_all_of_it(monkeypatch):
     from revamp.codec import BLIND, CodecHint
     from revamp.defaults import BLIND_VIDEO_STRENGTH, H265_HINT_SCALE, VIDEO_HINT_SCALE
+    from revamp.models.files import hint_scales
     from revamp.video import job
     from revamp.video.stabilize import TemporalStabilizer
 
@@ -616,7 +617,7 @@ def test_the_network_is_told_a_fraction_of_a_video_frames_step_and_the_stabilise
         codec_aware, scale, blind_codecs = True, 1, frozenset()
 
         def __init__(self):
-            self.hint_scales = {"h264": VIDEO_HINT_SCALE, "h265": H265_HINT_SCALE}
+            self.hint_scales = hint_scales({})  # a model shipped without its own: the defaults
 
         def restore_rgb(self, rgb, hint=None, neighbours=None):
             told.append(hint)
